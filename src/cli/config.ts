@@ -1,0 +1,101 @@
+// The experiment config: one JSON file in experiments/ describes a whole study. Sections the
+// file leaves out take the LIMA defaults; unknown keys and wrong types are errors naming the key.
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+import { ConfigError, expectObject, expectNumber, expectString } from '../util/validate.ts';
+import { validateModelConfig, type ModelConfig } from '../model/config.ts';
+import { validateDataConfig, type DataConfig } from '../data/prepare.ts';
+import { defaultTrainConfig, validateTrainConfig, type TrainConfig } from '../train/config.ts';
+import { defaultEvalConfig, validateEvalConfig, type EvalConfig } from '../eval/config.ts';
+import { defaultJudgeConfig, validateJudgeConfig, type JudgeConfig } from '../judge/index.ts';
+
+export interface AnalysisConfig {
+  /** Inclusive epoch window the selection picks from (LIMA: 5..10). */
+  window: [number, number];
+  /** Bootstrap resamples for confidence intervals and selection stability. */
+  bootstrap: number;
+}
+
+export interface ExperimentConfig {
+  name: string;
+  description?: string;
+  seed: number;
+  data: DataConfig;
+  tokenizer: { vocabSize: number };
+  /** The model's shape; its vocabulary size comes from the tokenizer. */
+  model: Omit<ModelConfig, 'vocab'>;
+  train: TrainConfig;
+  eval: EvalConfig;
+  judge: JudgeConfig;
+  analysis: AnalysisConfig;
+}
+
+const TOP_KEYS = ['$schema', 'name', 'description', 'seed', 'data', 'tokenizer', 'model', 'train', 'eval', 'judge', 'analysis'] as const;
+
+export const defaultAnalysisConfig: AnalysisConfig = { window: [5, 10], bootstrap: 1000 };
+
+/** Validates a parsed config object; `where` names the file in every error. */
+export function validateExperimentConfig(raw: unknown, where: string): ExperimentConfig {
+  const obj = expectObject(raw, where, TOP_KEYS);
+  const name = expectString(obj.name, `${where}: name`);
+  if (!/^[A-Za-z0-9._-]+$/.test(name)) throw new ConfigError(`${where}: name must use only letters, digits, '.', '_' and '-' (it names directories), got ${JSON.stringify(name)}`);
+  const seed = expectNumber(obj.seed, `${where}: seed`, { integer: true, min: 0 });
+  const description = obj.description === undefined ? undefined : expectString(obj.description, `${where}: description`);
+
+  const tokenizerObj = expectObject(obj.tokenizer ?? {}, `${where}: tokenizer`, ['vocabSize']);
+  const vocabSize = expectNumber(tokenizerObj.vocabSize ?? 2048, `${where}: tokenizer.vocabSize`, { integer: true, min: 262 });
+
+  const modelObj = expectObject(obj.model, `${where}: model`, ['context', 'dModel', 'layers', 'heads']);
+  const model = {
+    context: expectNumber(modelObj.context, `${where}: model.context`, { integer: true, min: 1 }),
+    dModel: expectNumber(modelObj.dModel, `${where}: model.dModel`, { integer: true, min: 1 }),
+    layers: expectNumber(modelObj.layers, `${where}: model.layers`, { integer: true, min: 1 }),
+    heads: expectNumber(modelObj.heads, `${where}: model.heads`, { integer: true, min: 1 }),
+  };
+  validateModelConfig({ ...model, vocab: vocabSize }, `${where}: model`);
+
+  const analysisObj = expectObject(obj.analysis ?? {}, `${where}: analysis`, ['window', 'bootstrap']);
+  const windowRaw = analysisObj.window ?? defaultAnalysisConfig.window;
+  if (!Array.isArray(windowRaw) || windowRaw.length !== 2) throw new ConfigError(`${where}: analysis.window must be [first, last] epochs`);
+  const window: [number, number] = [
+    expectNumber(windowRaw[0], `${where}: analysis.window[0]`, { integer: true, min: 1 }),
+    expectNumber(windowRaw[1], `${where}: analysis.window[1]`, { integer: true, min: 1 }),
+  ];
+  if (window[0] > window[1]) throw new ConfigError(`${where}: analysis.window [${window}] is empty (first > last)`);
+  const bootstrap = expectNumber(analysisObj.bootstrap ?? defaultAnalysisConfig.bootstrap, `${where}: analysis.bootstrap`, { integer: true, min: 10 });
+
+  const train = validateTrainConfig({ ...defaultTrainConfig, ...expectObject(obj.train ?? {}, `${where}: train`) }, `${where}: train`);
+  if (model.context < train.maxLength) {
+    throw new ConfigError(`${where}: train.maxLength (${train.maxLength}) exceeds model.context (${model.context})`);
+  }
+  const evalRaw = expectObject(obj.eval ?? {}, `${where}: eval`);
+  const evalConfig = validateEvalConfig(
+    { ...defaultEvalConfig, ...evalRaw, generation: { ...defaultEvalConfig.generation, ...expectObject(evalRaw.generation ?? {}, `${where}: eval.generation`) } },
+    `${where}: eval`,
+  );
+  const judge = validateJudgeConfig(obj.judge ?? defaultJudgeConfig, `${where}: judge`);
+  const data = validateDataConfig(obj.data, `${where}: data`);
+
+  return { name, description, seed, data, tokenizer: { vocabSize }, model, train, eval: evalConfig, judge, analysis: { window, bootstrap } };
+}
+
+export async function loadExperimentConfig(file: string): Promise<ExperimentConfig> {
+  let text: string;
+  try {
+    text = await fs.readFile(file, 'utf8');
+  } catch (err) {
+    throw new ConfigError(`${file}: cannot read the config (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+  }
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch (err) {
+    throw new ConfigError(`${file}: not valid JSON (${(err as Error).message})`);
+  }
+  const config = validateExperimentConfig(raw, file);
+  // Relative data paths are relative to the directory the command runs in (the project root
+  // for `npm run experiment`), as on the command line.
+  const resolve = (sources: DataConfig['train']) => sources.map((s) => ({ ...s, path: path.resolve(s.path) }));
+  config.data = { ...config.data, train: resolve(config.data.train), heldout: resolve(config.data.heldout), dev: resolve(config.data.dev) };
+  return config;
+}

@@ -1,0 +1,258 @@
+// The whole study, stage by stage: prepare data -> tokenizer -> train (a checkpoint per epoch)
+// -> pooled evaluation (perplexity + generations) -> judging -> analysis -> report.
+// Every stage keeps its results on disk and skips what is already finished, so a run killed
+// at any moment finishes on rerun with the same metrics and recomputes nothing finished.
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+import type { ExperimentConfig } from './config.ts';
+import { stableHash } from '../util/hash.ts';
+import { writeFileAtomic } from '../util/atomic.ts';
+import { prepareData, readJsonl, type PreparedData } from '../data/prepare.ts';
+import type { ChatRecord } from '../data/types.ts';
+import { BpeTokenizer } from '../data/tokenizer.ts';
+import { encodeChat, trainingTexts } from '../data/chat-format.ts';
+import { runTraining, type TrainRunResult } from '../train/run.ts';
+import { listCheckpoints, loadCheckpoint } from '../train/checkpoint.ts';
+import { runEvaluation, type GenerationResult } from '../eval/index.ts';
+import { createJudge, judgeAll, type JudgeInput, type Judgment } from '../judge/index.ts';
+import { analyze, type AnalysisInput, type DrilldownExample } from '../analysis/index.ts';
+import { writeReport } from '../report/index.ts';
+
+export type Stage = 'data' | 'train' | 'eval' | 'judge' | 'report';
+const STAGES: Stage[] = ['data', 'train', 'eval', 'judge', 'report'];
+
+export interface ExperimentOptions {
+  config: ExperimentConfig;
+  /** Where the report goes (default reports/<name>). */
+  outDir?: string;
+  /** Where checkpoints and intermediate results go (default checkpoints/<name>). */
+  runDir?: string;
+  /** Stop after this stage (`lima-harness train` stops after 'train'). */
+  until?: Stage;
+  quiet?: boolean;
+}
+
+export interface ExperimentResult {
+  runDir: string;
+  reportDir?: string;
+  reportHtml?: string;
+  metricsFile?: string;
+}
+
+function log(quiet: boolean | undefined, message: string): void {
+  if (!quiet) process.stderr.write(`[lima-harness] ${message}\n`);
+}
+
+/** What must match for a rerun to reuse a run directory: everything that changes results. */
+function runIdentity(config: ExperimentConfig): Record<string, unknown> {
+  const { name: _name, description: _description, analysis: _analysis, judge: _judge, ...rest } = config;
+  return rest;
+}
+
+async function checkRunIdentity(runDir: string, config: ExperimentConfig): Promise<void> {
+  const file = path.join(runDir, 'run.json');
+  const identity = runIdentity(config);
+  const hash = stableHash(identity);
+  try {
+    const existing = JSON.parse(await fs.readFile(file, 'utf8')) as { configHash: string };
+    if (existing.configHash !== hash) {
+      throw new Error(
+        `${runDir} holds a run made with a different config (data, model, training or evaluation settings changed). ` +
+          `Give the experiment another "name", or remove ${runDir} to start over.`,
+      );
+    }
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    await writeFileAtomic(file, JSON.stringify({ configHash: hash, identity }, null, 2) + '\n');
+  }
+}
+
+/** Trains the tokenizer once per run (reused on rerun when the data is the same). */
+async function prepareTokenizer(runDir: string, data: PreparedData, train: ChatRecord[], pretrain: string[], vocabSize: number, quiet?: boolean): Promise<BpeTokenizer> {
+  const file = path.join(runDir, 'tokenizer.json');
+  const metaFile = path.join(runDir, 'tokenizer.meta.json');
+  const key = stableHash({ data: data.hash, vocabSize, pretrain: pretrain.length });
+  try {
+    const meta = JSON.parse(await fs.readFile(metaFile, 'utf8')) as { key: string };
+    if (meta.key === key) return BpeTokenizer.fromJSON(JSON.parse(await fs.readFile(file, 'utf8')));
+  } catch {
+    // not there yet: train it
+  }
+  const started = Date.now();
+  const tokenizer = BpeTokenizer.train([...trainingTexts(train), ...pretrain], vocabSize);
+  await writeFileAtomic(file, JSON.stringify(tokenizer.toJSON()));
+  await writeFileAtomic(metaFile, JSON.stringify({ key }) + '\n');
+  log(quiet, `tokenizer: byte-level BPE with ${tokenizer.vocabSize} tokens trained in ${((Date.now() - started) / 1000).toFixed(1)}s`);
+  return tokenizer;
+}
+
+/** Packs general text into training sequences of at most `maxLength` tokens (loss on every token). */
+function packPretrainText(tokenizer: BpeTokenizer, texts: string[], maxLength: number): number[][] {
+  const sequences: number[][] = [];
+  let current: number[] = [];
+  for (const text of texts) {
+    const ids = [...tokenizer.encode(text), tokenizer.special.eot];
+    for (const id of ids) {
+      current.push(id);
+      if (current.length === maxLength) {
+        sequences.push(current);
+        current = [];
+      }
+    }
+  }
+  if (current.length > 1) sequences.push(current);
+  return sequences;
+}
+
+async function readTimings(file: string): Promise<Record<string, number>> {
+  try {
+    return JSON.parse(await fs.readFile(file, 'utf8')) as Record<string, number>;
+  } catch {
+    return {};
+  }
+}
+
+export async function runExperiment(options: ExperimentOptions): Promise<ExperimentResult> {
+  const { config, quiet } = options;
+  const runDir = path.resolve(options.runDir ?? path.join('checkpoints', config.name));
+  const reportDir = path.resolve(options.outDir ?? path.join('reports', config.name));
+  const until = STAGES.indexOf(options.until ?? 'report');
+  await fs.mkdir(runDir, { recursive: true });
+  await checkRunIdentity(runDir, config);
+  // Durations add up over resumed runs: a stage's time is the time actually spent on it.
+  const timingsFile = path.join(runDir, 'durations.json');
+  const durations = await readTimings(timingsFile);
+  const timed = async <T>(stage: string, work: () => Promise<T>): Promise<T> => {
+    const started = Date.now();
+    try {
+      return await work();
+    } finally {
+      durations[stage] = (durations[stage] ?? 0) + (Date.now() - started) / 1000;
+      await writeFileAtomic(timingsFile, JSON.stringify(durations, null, 2) + '\n');
+    }
+  };
+
+  // 1. Data.
+  log(quiet, `stage 1/6 data -> ${path.join(runDir, 'data')}`);
+  const data = await timed('data', () => prepareData(config.data, config.seed, path.join(runDir, 'data')));
+  log(quiet, `data: train ${data.counts.train}, held-out ${data.counts.heldout}, dev ${data.counts.dev}${data.counts.pretrain ? `, pretraining texts ${data.counts.pretrain}` : ''}`);
+  const trainRecords = await readJsonl<ChatRecord>(data.train);
+  const heldout = await readJsonl<ChatRecord>(data.heldout);
+  const dev = await readJsonl<ChatRecord>(data.dev);
+  const pretrainTexts = data.pretrain ? (await readJsonl<{ text: string }>(data.pretrain)).map((r) => r.text) : [];
+  if (until < STAGES.indexOf('train')) return { runDir };
+
+  // 2. Tokenizer and training.
+  log(quiet, 'stage 2/6 tokenizer');
+  const tokenizer = await timed('tokenizer', () => prepareTokenizer(runDir, data, trainRecords, pretrainTexts, config.tokenizer.vocabSize, quiet));
+  const model = { ...config.model, vocab: tokenizer.vocabSize };
+  const examples = trainRecords.map((r) => encodeChat(tokenizer, r.turns, config.train.maxLength));
+  const trimmed = examples.filter((e) => e.trimmed).length;
+  if (trimmed > 0) log(quiet, `train: ${trimmed} of ${examples.length} examples trimmed at ${config.train.maxLength} tokens`);
+  const base = config.train.base;
+  const pretrainExamples = base.kind === 'pretrain' ? packPretrainText(tokenizer, pretrainTexts, base.maxLength) : undefined;
+  if (base.kind === 'pretrain' && pretrainExamples!.length === 0) {
+    throw new Error(`train.base is "pretrain" but the data gave no pretraining text (only the builtin dataset provides it; use base "scratch" or "checkpoint")`);
+  }
+  log(quiet, `stage 3/6 train -> ${runDir}`);
+  const training: TrainRunResult = await timed('train', () =>
+    runTraining({
+      model,
+      train: config.train,
+      seed: config.seed,
+      runDir,
+      examples: examples.map((e) => ({ ids: e.ids, lossMask: e.lossMask })),
+      trimmedCount: trimmed,
+      pretrainExamples,
+      tokenizerJson: tokenizer.toJSON(),
+      dataHash: data.hash,
+      configHash: stableHash(runIdentity(config)),
+      resume: true,
+      quiet,
+    }),
+  );
+  if (until < STAGES.indexOf('eval')) return { runDir };
+
+  // 3. Pooled evaluation of every epoch checkpoint.
+  const checkpoints = await listCheckpoints(runDir);
+  log(quiet, `stage 4/6 evaluate ${checkpoints.length} checkpoints: perplexity on ${heldout.length} held-out, generations on ${dev.length} dev examples`);
+  const evaluation = await timed('eval', () =>
+    runEvaluation({ checkpoints, heldout, dev, outDir: path.join(runDir, 'eval'), config: config.eval, seed: config.seed, quiet }),
+  );
+  if (until < STAGES.indexOf('judge')) return { runDir };
+
+  // 4. Judging every generation (cached on disk, so reruns make no new requests).
+  const judge = createJudge(config.judge, { cacheDir: path.join(runDir, 'judge-cache') });
+  log(quiet, `stage 5/6 judge ${evaluation.generations.length} generations: ${judge.describe()}`);
+  const judgeInputs: JudgeInput[] = evaluation.generations.map((g) => ({
+    id: `${g.epoch}:${g.exampleId}:${g.sample}`,
+    prompt: g.prompt,
+    response: g.response,
+    reference: g.reference,
+    endedWithEot: g.endedWithEot,
+  }));
+  const judgments: Judgment[] = await timed('judge', () =>
+    judgeAll(judge, judgeInputs, { concurrency: config.judge.kind === 'llm' ? config.judge.concurrency : 8 }),
+  );
+  await writeFileAtomic(
+    path.join(runDir, 'judgments.jsonl'),
+    judgments.map((j, i) => JSON.stringify({ ...judgeInputs[i], score: j.score, valid: j.valid, reason: j.reason, subscores: j.subscores, raw: j.raw })).join('\n') + '\n',
+  );
+  if (until < STAGES.indexOf('report')) return { runDir };
+
+  // 5. Analysis and report.
+  log(quiet, `stage 6/6 analysis and report -> ${reportDir}`);
+  const trainLosses = await Promise.all(
+    checkpoints.map(async (c) => ({ epoch: c.epoch, trainLoss: (await loadCheckpoint(c.dir)).manifest.trainLoss })),
+  );
+  const generationByKey = new Map<string, GenerationResult>(evaluation.generations.map((g) => [`${g.epoch}:${g.exampleId}:${g.sample}`, g]));
+  const input: AnalysisInput = {
+    epochs: trainLosses,
+    perplexity: evaluation.perplexity.map((p) => ({ epoch: p.epoch, exampleId: p.exampleId, nll: p.nll, tokens: p.tokens, bytes: p.bytes })),
+    quality: judgments.map((j, i) => {
+      const g = generationByKey.get(judgeInputs[i]!.id)!;
+      return { epoch: g.epoch, exampleId: g.exampleId, sample: g.sample, score: j.valid ? j.score : null };
+    }),
+    window: config.analysis.window,
+    bootstrap: config.analysis.bootstrap,
+    seed: config.seed,
+    judge: { kind: config.judge.kind, description: judge.describe() },
+    data: { train: data.counts.train, heldout: data.counts.heldout, dev: data.counts.dev, sources: describeSources(config) },
+    backend: { training: training.backend, trainTokensPerSec: round(training.tokensPerSec), evaluation: 'onnxruntime-node (cpu)', evalWorkers: config.eval.workers },
+    durationsSeconds: Object.fromEntries(Object.entries(durations).map(([k, v]) => [k, round(v)])),
+  };
+  const metrics = await timed('analysis', async () => analyze(input));
+  const drilldown = buildDrilldown(dev, evaluation.generations, judgments, judgeInputs);
+  const written = await timed('report', () => writeReport(reportDir, metrics, drilldown, { title: `lima-harness: ${config.name}` }));
+  return { runDir, reportDir, reportHtml: written.html, metricsFile: written.json };
+}
+
+function round(x: number): number {
+  return Math.round(x * 100) / 100;
+}
+
+function describeSources(config: ExperimentConfig): Record<string, unknown> {
+  if (config.data.builtin) return { builtin: config.data.builtin };
+  const names = (s: ExperimentConfig['data']['train']) => s.map((x) => path.relative(process.cwd(), x.path));
+  return { train: names(config.data.train), heldout: names(config.data.heldout), dev: names(config.data.dev) };
+}
+
+function buildDrilldown(dev: ChatRecord[], generations: GenerationResult[], judgments: Judgment[], inputs: JudgeInput[]): DrilldownExample[] {
+  const scoreById = new Map(inputs.map((inp, i) => [inp.id, judgments[i]!.valid ? judgments[i]!.score : null]));
+  const byExample = new Map<string, DrilldownExample>();
+  for (const record of dev) {
+    const prompt = record.turns.filter((t) => t.role !== 'assistant').map((t) => t.content).join('\n\n');
+    const reference = [...record.turns].reverse().find((t) => t.role === 'assistant')?.content ?? '';
+    byExample.set(record.id, { exampleId: record.id, prompt, reference, generations: [] });
+  }
+  for (const g of generations) {
+    byExample.get(g.exampleId)?.generations.push({
+      epoch: g.epoch,
+      sample: g.sample,
+      response: g.response,
+      score: scoreById.get(`${g.epoch}:${g.exampleId}:${g.sample}`) ?? null,
+    });
+  }
+  for (const ex of byExample.values()) ex.generations.sort((a, b) => a.epoch - b.epoch || a.sample - b.sample);
+  return [...byExample.values()];
+}

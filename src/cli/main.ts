@@ -1,0 +1,123 @@
+// lima-harness command line. Each command has --help; errors print one clear line (the
+// file, line and field where the input is at fault) and exit non-zero, without a stack trace
+// unless LIMA_DEBUG=1.
+import { parseArgs } from 'node:util';
+import { loadExperimentConfig, type ExperimentConfig } from './config.ts';
+import { runExperiment, type Stage } from './experiment.ts';
+import { dataCommand } from './data-command.ts';
+import { judgeCommand } from './judge-command.ts';
+import { regressCommand } from './regress-command.ts';
+
+const USAGE = `lima-harness: which epoch checkpoint should I ship, and does held-out perplexity tell me?
+
+Usage: lima-harness <command> [options]
+
+Commands:
+  experiment --config FILE   run a whole study: data, training, evaluation, judging, report
+  train --config FILE        prepare data and train (one checkpoint per epoch) only
+  evaluate --config FILE     everything up to and including the evaluation pool
+  data stats FILE            count records, pairs and skipped rows of a data file
+  data prepare --config FILE build a study's train / held-out / dev sets
+  judge --judge rubric|llm   (re-)judge stored generations
+  regress METRICS BASELINE   compare metrics.json with a committed baseline
+
+Run 'lima-harness <command> --help' for a command's options.`;
+
+const EXPERIMENT_USAGE = (command: string) => `Usage: lima-harness ${command} --config experiments/NAME.json [options]
+
+Options:
+  --config FILE      the experiment config (JSON; see experiments/default.json)
+  --out DIR          report directory (default reports/<name>)
+  --run-dir DIR      checkpoints and intermediate results (default checkpoints/<name>)
+  --train FILE       training data, overriding the config's (the builtin dataset is then not used)
+  --heldout FILE     held-out data for perplexity (repeatable), overriding the config's
+  --dev FILE         dev data for generation quality, overriding the config's
+  --resume           accepted for clarity: every run resumes what a killed run finished
+  --quiet            no progress output
+  -h, --help         this help
+
+Runs resume: kill one at any moment and run the same command again; it finishes what is left.`;
+
+async function experimentCommand(command: 'experiment' | 'train' | 'evaluate', argv: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      config: { type: 'string' },
+      out: { type: 'string' },
+      'run-dir': { type: 'string' },
+      train: { type: 'string' },
+      heldout: { type: 'string', multiple: true },
+      dev: { type: 'string' },
+      resume: { type: 'boolean' },
+      quiet: { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+    },
+    strict: true,
+  });
+  if (values.help) {
+    console.log(EXPERIMENT_USAGE(command));
+    return 0;
+  }
+  if (!values.config) throw new UsageError(`${command}: --config is required\n\n${EXPERIMENT_USAGE(command)}`);
+  const config = await loadExperimentConfig(values.config);
+  applyDataOverrides(config, values);
+  const until: Stage = command === 'train' ? 'train' : command === 'evaluate' ? 'eval' : 'report';
+  const started = Date.now();
+  const result = await runExperiment({ config, outDir: values.out, runDir: values['run-dir'], until, quiet: values.quiet });
+  const seconds = ((Date.now() - started) / 1000).toFixed(0);
+  if (result.reportHtml) {
+    console.log(`report: ${result.reportHtml}`);
+    console.log(`metrics: ${result.metricsFile}`);
+  } else {
+    console.log(`${command} finished: ${result.runDir}`);
+  }
+  console.error(`[lima-harness] done in ${seconds}s`);
+  return 0;
+}
+
+function applyDataOverrides(config: ExperimentConfig, values: { train?: string; heldout?: string[]; dev?: string }): void {
+  const override = (file: string) => [{ path: file }];
+  if (values.train || values.heldout || values.dev) {
+    if (config.data.builtin && !(values.train && values.heldout && values.dev)) {
+      throw new UsageError('the config uses the builtin dataset: give all three of --train, --heldout and --dev to replace it');
+    }
+    config.data = { ...config.data, builtin: undefined };
+  }
+  if (values.train) config.data.train = override(values.train);
+  if (values.heldout) config.data.heldout = values.heldout.map((f) => ({ path: f }));
+  if (values.dev) config.data.dev = override(values.dev);
+}
+
+class UsageError extends Error {}
+
+export async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  try {
+    switch (command) {
+      case 'experiment':
+      case 'train':
+      case 'evaluate':
+        return await experimentCommand(command, rest);
+      case 'data':
+        return await dataCommand(rest);
+      case 'judge':
+        return await judgeCommand(rest);
+      case 'regress':
+        return await regressCommand(rest);
+      case undefined:
+      case '-h':
+      case '--help':
+      case 'help':
+        console.log(USAGE);
+        return command === undefined ? 2 : 0;
+      default:
+        console.error(`lima-harness: unknown command ${JSON.stringify(command)}\n\n${USAGE}`);
+        return 2;
+    }
+  } catch (err) {
+    if (process.env.LIMA_DEBUG === '1') console.error(err);
+    const message = err instanceof Error ? err.message : String(err);
+    console.error(`lima-harness ${command}: error: ${message}`);
+    return err instanceof UsageError || (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS') ? 2 : 1;
+  }
+}
