@@ -1,0 +1,348 @@
+// analyze(): per-epoch held-out perplexity and dev quality, their correlation across epochs,
+// and the epoch-selection comparison, with bootstrap intervals. Deterministic from input.seed.
+//
+// The bootstrap resamples held-out examples and dev examples (paired across epochs: one draw of
+// example indices is used for every epoch, since the same examples are scored at each epoch)
+// and recomputes every per-epoch figure from precomputed per-example arrays, so 1000 resamples
+// x 15 epochs x 2000 examples stays well under a second.
+import { deriveSeed, mulberry32 } from '../util/rng.ts';
+import {
+  kendallTauB,
+  meanFinite,
+  pearson,
+  percentileInterval,
+  permutationPValue,
+  spearman,
+  type CorrelationStat,
+} from './stats.ts';
+import { selectBestOverall, selectInWindow, selectLast, selectMinPerplexity, type EpochFigures } from './select.ts';
+import { devQualityByEpoch, heldoutTotalsByEpoch } from './tables.ts';
+import type { AnalysisInput, CorrelationFigure, EpochMetrics, Metrics, Num } from './types.ts';
+
+export class AnalysisInputError extends Error {
+  override name = 'AnalysisInputError';
+}
+
+/** Per-example arrays, example-major ([example * E + epochIndex]) so a resample walks memory in order. */
+interface Prepared {
+  epochs: number[];
+  heldoutIds: string[];
+  nll: Float64Array;
+  tokens: Float64Array;
+  bytes: Float64Array;
+  devIds: string[];
+  /** Per-example mean over valid samples; NaN when the example has no valid judgment at that epoch. */
+  exampleQuality: Float64Array;
+  invalid: number[];
+  trainLoss: Map<number, number>;
+}
+
+interface Figures extends EpochFigures {
+  epochs: number[];
+  perplexity: Float64Array;
+  bitsPerByte: Float64Array;
+  quality: Float64Array;
+}
+
+const CORRELATIONS: Array<[name: 'pearson' | 'spearman' | 'kendall', stat: CorrelationStat]> = [
+  ['pearson', pearson],
+  ['spearman', spearman],
+  ['kendall', kendallTauB],
+];
+
+export function analyze(input: AnalysisInput): Metrics {
+  validateInput(input);
+  const prep = prepare(input);
+  const point = figuresFor(prep, null, null);
+  crossCheckWithDanfo(input, prep, point);
+
+  const window: [number, number] = [input.window[0], input.window[1]];
+  const selected = selectInWindow(point, window);
+  const minPpl = selectMinPerplexity(point);
+  const last = selectLast(point);
+  const bestOverall = selectBestOverall(point);
+
+  // Correlation over the epochs that have both figures.
+  const paired = pairedIndices(point);
+  const xs = paired.map((i) => point.perplexity[i]!);
+  const ys = paired.map((i) => point.quality[i]!);
+
+  // --- bootstrap ---
+  const B = input.bootstrap;
+  const E = prep.epochs.length;
+  const H = prep.heldoutIds.length;
+  const D = prep.devIds.length;
+  const rng = mulberry32(deriveSeed(input.seed, 'analysis', 'bootstrap'));
+  const qualityReps = Array.from({ length: E }, () => new Float64Array(B));
+  const corrReps = { pearson: new Float64Array(B), spearman: new Float64Array(B), kendall: new Float64Array(B) };
+  const lostReps = new Float64Array(B);
+  const wins = new Map<number, number>();
+  const heldIdx = new Int32Array(H);
+  const devIdx = new Int32Array(D);
+  const bx = new Float64Array(paired.length);
+  const by = new Float64Array(paired.length);
+  for (let b = 0; b < B; b++) {
+    for (let i = 0; i < H; i++) heldIdx[i] = Math.floor(rng() * H);
+    for (let i = 0; i < D; i++) devIdx[i] = Math.floor(rng() * D);
+    const f = figuresFor(prep, heldIdx, devIdx);
+    for (let e = 0; e < E; e++) qualityReps[e]![b] = f.quality[e]!;
+    // Fixed pairing of epochs (those paired in the point estimate); a resample that leaves an
+    // epoch undefined yields NaN, which the percentile ignores.
+    for (let k = 0; k < paired.length; k++) {
+      bx[k] = f.perplexity[paired[k]!]!;
+      by[k] = f.quality[paired[k]!]!;
+    }
+    const defined = bx.every(Number.isFinite) && by.every(Number.isFinite);
+    for (const [name, stat] of CORRELATIONS) corrReps[name][b] = defined ? stat(bx, by) : NaN;
+    lostReps[b] = selected.index >= 0 && minPpl >= 0 ? f.quality[selected.index]! - f.quality[minPpl]! : NaN;
+    const winner = selectInWindow(f, window).index;
+    if (winner >= 0) wins.set(prep.epochs[winner]!, (wins.get(prep.epochs[winner]!) ?? 0) + 1);
+  }
+
+  const epochs: EpochMetrics[] = prep.epochs.map((epoch, e) => {
+    const [lo, hi] = percentileInterval(qualityReps[e]!);
+    let n = 0;
+    for (let d = 0; d < D; d++) if (Number.isFinite(prep.exampleQuality[d * E + e]!)) n++;
+    return {
+      epoch,
+      perplexity: num(point.perplexity[e]!),
+      bitsPerByte: num(point.bitsPerByte[e]!),
+      quality: { mean: num(point.quality[e]!), ciLow: n > 0 ? num(lo) : null, ciHigh: n > 0 ? num(hi) : null, n, invalid: prep.invalid[e]! },
+      trainLoss: num(prep.trainLoss.get(epoch) ?? NaN),
+    };
+  });
+
+  const permRng = mulberry32(deriveSeed(input.seed, 'analysis', 'permutation'));
+  const correlation = {} as Record<'pearson' | 'spearman' | 'kendall', CorrelationFigure>;
+  for (const [name, stat] of CORRELATIONS) {
+    const r = xs.length >= 3 ? stat(xs, ys) : NaN;
+    const [lo, hi] = percentileInterval(corrReps[name]);
+    const p = Number.isFinite(r) ? permutationPValue(xs, ys, stat, permRng).p : NaN;
+    correlation[name] = { r: num(r), ciLow: Number.isFinite(r) ? num(lo) : null, ciHigh: Number.isFinite(r) ? num(hi) : null, p: num(p) };
+  }
+
+  const [lostLo, lostHi] = percentileInterval(lostReps);
+  const lostMean = selected.index >= 0 && minPpl >= 0 ? point.quality[selected.index]! - point.quality[minPpl]! : NaN;
+
+  const alt = (rule: string, i: number) => ({
+    rule,
+    epoch: i >= 0 ? prep.epochs[i]! : null,
+    quality: i >= 0 ? num(point.quality[i]!) : null,
+    perplexity: i >= 0 ? num(point.perplexity[i]!) : null,
+  });
+  const windowText = `${window[0]}..${window[1]}`;
+  const ruleText = selected.fallback
+    ? selected.index >= 0
+      ? `fallback: no epoch in window ${windowText} has a valid quality score, so the highest mean dev quality over all epochs was chosen (ties: lower held-out perplexity, then earlier epoch)`
+      : `no epoch has a valid quality score: nothing selected`
+    : `highest mean dev quality in epochs ${windowText} (ties: lower held-out perplexity, then earlier epoch)`;
+
+  const stability: Record<string, number> = {};
+  const candidates = prep.epochs.filter((e, i) => (selected.fallback || (e >= window[0] && e <= window[1])) && Number.isFinite(point.quality[i]!));
+  for (const e of [...new Set([...candidates, ...wins.keys()])].sort((a, b) => a - b)) stability[String(e)] = B > 0 ? (wins.get(e) ?? 0) / B : 0;
+
+  const judge: Metrics['judge'] = { kind: input.judge.kind, description: input.judge.description };
+  if (input.judge.formula !== undefined) judge.formula = input.judge.formula;
+
+  const selEpoch = selected.index >= 0 ? prep.epochs[selected.index]! : null;
+  const minPplEpoch = minPpl >= 0 ? prep.epochs[minPpl]! : null;
+  return {
+    epochs,
+    correlation: { ...correlation, summary: correlationSentence(correlation.pearson, selEpoch, minPplEpoch) },
+    selection: {
+      window,
+      epoch: selEpoch,
+      rule: ruleText,
+      alternatives: [
+        alt(selected.fallback ? 'highest dev quality, any epoch (fallback: window empty) [selected]' : `highest dev quality in epochs ${windowText} [selected]`, selected.index),
+        alt('lowest held-out perplexity (HF load_best_model_at_end, metric_for_best_model="loss")', minPpl),
+        alt('last epoch', last),
+        alt('highest dev quality, any epoch', bestOverall),
+      ],
+      qualityLostByPerplexity: {
+        mean: num(lostMean),
+        ciLow: Number.isFinite(lostMean) ? num(lostLo) : null,
+        ciHigh: Number.isFinite(lostMean) ? num(lostHi) : null,
+      },
+      stability,
+    },
+    judge,
+    data: { train: input.data.train, heldout: input.data.heldout, dev: input.data.dev },
+    backend: { ...input.backend },
+    durationsSeconds: { ...input.durationsSeconds },
+  };
+}
+
+/** The correlation in words. The sign is read from the interval, never assumed. */
+export function correlationSentence(pearsonFig: CorrelationFigure, selectedEpoch: number | null, minPplEpoch: number | null): string {
+  const { r, ciLow, ciHigh } = pearsonFig;
+  if (r === null) return 'r(perplexity, quality) is undefined: fewer than 3 epochs have both figures, or one of them is constant across epochs.';
+  const fmt = (x: number) => (x >= 0 ? '+' : '') + x.toFixed(2);
+  const head = `r(perplexity, quality) = ${fmt(r)}` + (ciLow !== null && ciHigh !== null ? ` [${fmt(ciLow)}, ${fmt(ciHigh)}]` : '');
+  // The interval covers example sampling; the permutation p covers how few epochs there are.
+  const pText = pearsonFig.p !== null ? ` Permutation p = ${pearsonFig.p < 0.001 ? '<0.001' : pearsonFig.p.toFixed(3)} over the epoch pairing.` : '';
+  const picks =
+    selectedEpoch !== null && minPplEpoch !== null
+      ? selectedEpoch === minPplEpoch
+        ? ` Here both rules pick epoch ${selectedEpoch}.`
+        : ` Here the lowest-perplexity epoch is ${minPplEpoch}, the selected one ${selectedEpoch}.`
+      : '';
+  const tail = pText + picks;
+  if (ciLow === null || ciHigh === null || (ciLow <= 0 && ciHigh >= 0)) {
+    return `${head}: no clear relation between held-out perplexity and dev quality across epochs (the interval spans 0), so perplexity cannot stand in for quality when choosing an epoch.${tail}`;
+  }
+  if (ciLow > 0) {
+    return `${head}: perplexity rose with quality, so the lowest-perplexity epoch is not the best one (the direction LIMA reported).${tail}`;
+  }
+  return `${head}: perplexity fell as quality rose, so the lowest-perplexity epoch tends to be a good one here (the opposite of what LIMA reported).${tail}`;
+}
+
+function num(x: number): Num {
+  return Number.isFinite(x) ? x : null;
+}
+
+function pairedIndices(f: Figures): number[] {
+  const out: number[] = [];
+  for (let i = 0; i < f.epochs.length; i++) if (Number.isFinite(f.perplexity[i]!) && Number.isFinite(f.quality[i]!)) out.push(i);
+  return out;
+}
+
+/** Per-epoch figures over a (re)sample of held-out and dev example indices (null = all, once each). */
+function figuresFor(prep: Prepared, heldIdx: Int32Array | null, devIdx: Int32Array | null): Figures {
+  const E = prep.epochs.length;
+  const nll = new Float64Array(E);
+  const tokens = new Float64Array(E);
+  const bytes = new Float64Array(E);
+  const H = heldIdx ? heldIdx.length : prep.heldoutIds.length;
+  for (let k = 0; k < H; k++) {
+    const row = (heldIdx ? heldIdx[k]! : k) * E;
+    for (let e = 0; e < E; e++) {
+      nll[e] += prep.nll[row + e]!;
+      tokens[e] += prep.tokens[row + e]!;
+      bytes[e] += prep.bytes[row + e]!;
+    }
+  }
+  const qSum = new Float64Array(E);
+  const qCount = new Float64Array(E);
+  const D = devIdx ? devIdx.length : prep.devIds.length;
+  for (let k = 0; k < D; k++) {
+    const row = (devIdx ? devIdx[k]! : k) * E;
+    for (let e = 0; e < E; e++) {
+      const q = prep.exampleQuality[row + e]!;
+      if (q === q) {
+        qSum[e] += q;
+        qCount[e]++;
+      }
+    }
+  }
+  const perplexity = new Float64Array(E);
+  const bitsPerByte = new Float64Array(E);
+  const quality = new Float64Array(E);
+  for (let e = 0; e < E; e++) {
+    perplexity[e] = tokens[e]! > 0 ? Math.exp(nll[e]! / tokens[e]!) : NaN;
+    bitsPerByte[e] = bytes[e]! > 0 ? nll[e]! / Math.LN2 / bytes[e]! : NaN;
+    quality[e] = qCount[e]! > 0 ? qSum[e]! / qCount[e]! : NaN;
+  }
+  return { epochs: prep.epochs, perplexity, bitsPerByte, quality };
+}
+
+function prepare(input: AnalysisInput): Prepared {
+  const epochSet = new Set<number>();
+  for (const r of input.epochs) epochSet.add(r.epoch);
+  for (const r of input.perplexity) epochSet.add(r.epoch);
+  for (const r of input.quality) epochSet.add(r.epoch);
+  const epochs = [...epochSet].sort((a, b) => a - b);
+  const E = epochs.length;
+  const epochIndex = new Map(epochs.map((e, i) => [e, i]));
+
+  const heldoutIds = [...new Set(input.perplexity.map((r) => r.exampleId))];
+  const heldIndex = new Map(heldoutIds.map((id, i) => [id, i]));
+  const nll = new Float64Array(heldoutIds.length * E);
+  const tokens = new Float64Array(heldoutIds.length * E);
+  const bytes = new Float64Array(heldoutIds.length * E);
+  for (const r of input.perplexity) {
+    const at = heldIndex.get(r.exampleId)! * E + epochIndex.get(r.epoch)!;
+    nll[at] = r.nll;
+    tokens[at] = r.tokens;
+    bytes[at] = r.bytes;
+  }
+
+  const devIds = [...new Set(input.quality.map((r) => r.exampleId))];
+  const devIndex = new Map(devIds.map((id, i) => [id, i]));
+  const sum = new Float64Array(devIds.length * E);
+  const count = new Float64Array(devIds.length * E);
+  const invalid = new Array<number>(E).fill(0);
+  for (const r of input.quality) {
+    const e = epochIndex.get(r.epoch)!;
+    if (r.score === null) {
+      invalid[e]!++;
+      continue;
+    }
+    const at = devIndex.get(r.exampleId)! * E + e;
+    sum[at] += r.score;
+    count[at]++;
+  }
+  const exampleQuality = new Float64Array(devIds.length * E);
+  for (let i = 0; i < exampleQuality.length; i++) exampleQuality[i] = count[i]! > 0 ? sum[i]! / count[i]! : NaN;
+
+  return { epochs, heldoutIds, nll, tokens, bytes, devIds, exampleQuality, invalid, trainLoss: new Map(input.epochs.map((r) => [r.epoch, r.trainLoss])) };
+}
+
+/** The danfo group-bys must agree with the plain-TS sums; a mismatch is a bug, not bad input. */
+function crossCheckWithDanfo(input: AnalysisInput, prep: Prepared, point: Figures): void {
+  const close = (a: number, b: number) => Math.abs(a - b) <= 1e-9 * Math.max(1, Math.abs(a), Math.abs(b));
+  for (const t of heldoutTotalsByEpoch(input.perplexity)) {
+    const e = prep.epochs.indexOf(t.epoch);
+    const ppl = t.tokens > 0 ? Math.exp(t.nll / t.tokens) : NaN;
+    if (!(Number.isNaN(ppl) && Number.isNaN(point.perplexity[e]!)) && !close(ppl, point.perplexity[e]!)) {
+      throw new Error(`analysis: danfo and plain-TS perplexity disagree at epoch ${t.epoch} (${ppl} vs ${point.perplexity[e]})`);
+    }
+  }
+  for (const q of devQualityByEpoch(input.quality)) {
+    const e = prep.epochs.indexOf(q.epoch);
+    if (!close(q.quality, point.quality[e]!)) {
+      throw new Error(`analysis: danfo and plain-TS mean quality disagree at epoch ${q.epoch} (${q.quality} vs ${point.quality[e]})`);
+    }
+  }
+}
+
+function validateInput(input: AnalysisInput): void {
+  const fail = (where: string, msg: string) => {
+    throw new AnalysisInputError(`analysis input: ${where}: ${msg}`);
+  };
+  const isEpoch = (v: unknown) => typeof v === 'number' && Number.isInteger(v) && v >= 0;
+  const finite = (v: unknown) => typeof v === 'number' && Number.isFinite(v);
+  if (!Array.isArray(input.window) || input.window.length !== 2 || !isEpoch(input.window[0]) || !isEpoch(input.window[1])) {
+    fail('window', `expected [first, last] epochs, got ${JSON.stringify(input.window)}`);
+  }
+  if (input.window[0] > input.window[1]) fail('window', `[${input.window}] is empty (first > last)`);
+  if (!Number.isInteger(input.bootstrap) || input.bootstrap < 0) fail('bootstrap', `expected a non-negative integer, got ${input.bootstrap}`);
+  if (!Number.isInteger(input.seed)) fail('seed', `expected an integer, got ${input.seed}`);
+  input.epochs.forEach((r, i) => {
+    if (!isEpoch(r.epoch)) fail(`epochs[${i}].epoch`, `expected a non-negative integer, got ${JSON.stringify(r.epoch)}`);
+    if (!finite(r.trainLoss)) fail(`epochs[${i}] (epoch ${r.epoch}).trainLoss`, `expected a finite number, got ${JSON.stringify(r.trainLoss)}`);
+  });
+  const seenPpl = new Set<string>();
+  input.perplexity.forEach((r, i) => {
+    const where = `perplexity[${i}] (example ${JSON.stringify(r.exampleId)}, epoch ${r.epoch})`;
+    if (!isEpoch(r.epoch)) fail(`${where}.epoch`, `expected a non-negative integer, got ${JSON.stringify(r.epoch)}`);
+    if (typeof r.exampleId !== 'string' || r.exampleId === '') fail(`${where}.exampleId`, 'expected a non-empty string');
+    if (!finite(r.nll) || r.nll < 0) fail(`${where}.nll`, `expected a finite number >= 0, got ${JSON.stringify(r.nll)}`);
+    if (!Number.isInteger(r.tokens) || r.tokens < 0) fail(`${where}.tokens`, `expected an integer >= 0, got ${JSON.stringify(r.tokens)}`);
+    if (!Number.isInteger(r.bytes) || r.bytes < 0) fail(`${where}.bytes`, `expected an integer >= 0, got ${JSON.stringify(r.bytes)}`);
+    const key = `${r.epoch}\u0000${r.exampleId}`;
+    if (seenPpl.has(key)) fail(where, 'duplicate (epoch, exampleId)');
+    seenPpl.add(key);
+  });
+  const seenQ = new Set<string>();
+  input.quality.forEach((r, i) => {
+    const where = `quality[${i}] (example ${JSON.stringify(r.exampleId)}, epoch ${r.epoch}, sample ${r.sample})`;
+    if (!isEpoch(r.epoch)) fail(`${where}.epoch`, `expected a non-negative integer, got ${JSON.stringify(r.epoch)}`);
+    if (typeof r.exampleId !== 'string' || r.exampleId === '') fail(`${where}.exampleId`, 'expected a non-empty string');
+    if (!Number.isInteger(r.sample) || r.sample < 0) fail(`${where}.sample`, `expected an integer >= 0, got ${JSON.stringify(r.sample)}`);
+    if (r.score !== null && (!finite(r.score) || r.score < 1 || r.score > 6)) fail(`${where}.score`, `expected 1..6 or null, got ${JSON.stringify(r.score)}`);
+    const key = `${r.epoch}\u0000${r.exampleId}\u0000${r.sample}`;
+    if (seenQ.has(key)) fail(where, 'duplicate (epoch, exampleId, sample)');
+    seenQ.add(key);
+  });
+}

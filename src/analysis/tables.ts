@@ -1,0 +1,82 @@
+// Per-epoch tables as danfo DataFrames. The statistics themselves are computed in plain TS
+// (analyze.ts) for exactness and speed; these group-bys are an independent second computation
+// of the per-epoch figures that analyze() checks itself against, and the shape the report's
+// CSV is written from.
+import * as dfd from 'danfojs-node';
+import type { AnalysisInput, Metrics } from './types.ts';
+
+export interface EpochTotals {
+  epoch: number;
+  nll: number;
+  tokens: number;
+  bytes: number;
+}
+
+/** Held-out sums of nll, tokens and bytes per epoch (danfo group-by). */
+export function heldoutTotalsByEpoch(rows: AnalysisInput['perplexity']): EpochTotals[] {
+  if (rows.length === 0) return [];
+  const df = new dfd.DataFrame({
+    epoch: rows.map((r) => r.epoch),
+    nll: rows.map((r) => r.nll),
+    tokens: rows.map((r) => r.tokens),
+    bytes: rows.map((r) => r.bytes),
+  });
+  const sums = df.groupby(['epoch']).agg({ nll: 'sum', tokens: 'sum', bytes: 'sum' }) as dfd.DataFrame;
+  return columnsToRows(sums, { epoch: 'epoch', nll: 'nll_sum', tokens: 'tokens_sum', bytes: 'bytes_sum' }) as unknown as EpochTotals[];
+}
+
+/** Mean dev quality per epoch: per-example mean over valid samples, then mean over examples (danfo). */
+export function devQualityByEpoch(rows: AnalysisInput['quality']): Array<{ epoch: number; quality: number; examples: number }> {
+  const valid = rows.filter((r) => r.score !== null);
+  if (valid.length === 0) return [];
+  const df = new dfd.DataFrame({
+    epoch: valid.map((r) => r.epoch),
+    exampleId: valid.map((r) => r.exampleId),
+    score: valid.map((r) => r.score as number),
+  });
+  const perExample = df.groupby(['epoch', 'exampleId']).agg({ score: 'mean' }) as dfd.DataFrame;
+  const perEpoch = perExample.groupby(['epoch']).agg({ score_mean: ['mean', 'count'] }) as dfd.DataFrame;
+  return columnsToRows(perEpoch, { epoch: 'epoch', quality: 'score_mean_mean', examples: 'score_mean_count' }) as unknown as Array<{
+    epoch: number;
+    quality: number;
+    examples: number;
+  }>;
+}
+
+/** One row per epoch, the columns metrics.csv holds. */
+export function epochTable(metrics: Metrics): dfd.DataFrame {
+  const e = metrics.epochs;
+  return new dfd.DataFrame({
+    epoch: e.map((x) => x.epoch),
+    perplexity: e.map((x) => x.perplexity),
+    bitsPerByte: e.map((x) => x.bitsPerByte),
+    quality: e.map((x) => x.quality.mean),
+    qualityCiLow: e.map((x) => x.quality.ciLow),
+    qualityCiHigh: e.map((x) => x.quality.ciHigh),
+    qualityN: e.map((x) => x.quality.n),
+    invalidJudgments: e.map((x) => x.quality.invalid),
+    trainLoss: e.map((x) => x.trainLoss),
+    selected: e.map((x) => x.epoch === metrics.selection.epoch),
+    stability: e.map((x) => metrics.selection.stability[String(x.epoch)] ?? 0),
+  });
+}
+
+/** DataFrame -> plain row objects (nulls stay null; danfo shows missing values as NaN/undefined). */
+export function tableRows(df: dfd.DataFrame): Array<Record<string, unknown>> {
+  const columns = df.columns;
+  const values = df.values as unknown[][];
+  return values.map((row) => Object.fromEntries(columns.map((c, i) => [c, normaliseCell(row[i])])));
+}
+
+function normaliseCell(v: unknown): unknown {
+  if (v === undefined || (typeof v === 'number' && Number.isNaN(v))) return null;
+  return v;
+}
+
+function columnsToRows(df: dfd.DataFrame, mapping: Record<string, string>): Array<Record<string, number>> {
+  const cols = Object.fromEntries(Object.entries(mapping).map(([name, col]) => [name, df.column(col).values as number[]]));
+  const n = df.shape[0];
+  const rows: Array<Record<string, number>> = [];
+  for (let i = 0; i < n; i++) rows.push(Object.fromEntries(Object.keys(mapping).map((name) => [name, Number(cols[name]![i])])));
+  return rows.sort((a, b) => a.epoch! - b.epoch!);
+}
