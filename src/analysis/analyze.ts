@@ -180,7 +180,7 @@ export function correlationSentence(pearsonFig: CorrelationFigure, selectedEpoch
   const fmt = (x: number) => (x >= 0 ? '+' : '') + x.toFixed(2);
   const head = `r(perplexity, quality) = ${fmt(r)}` + (ciLow !== null && ciHigh !== null ? ` [${fmt(ciLow)}, ${fmt(ciHigh)}]` : '');
   // The interval covers example sampling; the permutation p covers how few epochs there are.
-  const pText = pearsonFig.p !== null ? ` Permutation p = ${pearsonFig.p < 0.001 ? '<0.001' : pearsonFig.p.toFixed(3)} over the epoch pairing.` : '';
+  const pText = pearsonFig.p !== null ? ` Permutation p ${pearsonFig.p < 0.001 ? '< 0.001' : '= ' + pearsonFig.p.toFixed(3)} over the epoch pairing.` : '';
   const picks =
     selectedEpoch !== null && minPplEpoch !== null
       ? selectedEpoch === minPplEpoch
