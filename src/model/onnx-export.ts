@@ -1,0 +1,181 @@
+// Checkpoint -> ONNX decoder graph (opset 20), the math fixed by weights.ts:
+//   x = wte[ids] + wpe[pos]; per layer: x += attn(LN1(x)); x += mlp(LN2(x)); logits = LN_f(x) @ wte^T
+// Inputs/outputs follow the usual decoder-with-past layout, so one file serves full-sequence
+// scoring (past length 0, empty past tensors) and incremental decoding:
+//   input_ids [batch, seq] int64, attention_mask [batch, past+seq] int64 (1 = real token),
+//   position_ids [batch, seq] int64, past_key_values.{i}.key/.value [batch, heads, past, headDim]
+//   -> logits [batch, seq, vocab], present.{i}.key/.value [batch, heads, past+seq, headDim]
+// Attention is always causal (query at absolute position past+s sees keys 0..past+s) and also
+// skips keys whose attention_mask is 0 (right padding).
+import type { ModelConfig } from './config.ts';
+import { validateModelConfig } from './config.ts';
+import { checkWeights, LAYER_NORM_EPS, type NamedWeights } from './weights.ts';
+import { AttrType, DataType, encodeModel, valueInfo, type AttributeMsg, type NodeMsg, type TensorMsg, type ModelMsg } from './onnx-proto.ts';
+import { writeFileAtomic } from '../util/atomic.ts';
+
+export const ONNX_OPSET = 20; // Gelu(approximate="tanh") needs 20; LayerNormalization needs 17
+export const ONNX_IR_VERSION = 9;
+/** Bump when the graph changes, so cached .onnx files are re-exported. */
+export const ONNX_EXPORTER_VERSION = 1;
+/** Added to attention scores of masked keys; exp() of it underflows to exactly 0. */
+const MASKED_SCORE = -1e9;
+
+export const pastKeyName = (layer: number): string => `past_key_values.${layer}.key`;
+export const pastValueName = (layer: number): string => `past_key_values.${layer}.value`;
+export const presentKeyName = (layer: number): string => `present.${layer}.key`;
+export const presentValueName = (layer: number): string => `present.${layer}.value`;
+
+function bytesOf(data: Float32Array | BigInt64Array): Uint8Array {
+  return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+}
+
+/** Builds a node list and initializers with unique value names. */
+class GraphBuilder {
+  readonly nodes: NodeMsg[] = [];
+  readonly initializers: TensorMsg[] = [];
+  private counter = 0;
+
+  float(name: string, dims: number[], data: Float32Array): string {
+    this.initializers.push({ name, dims, dataType: DataType.FLOAT, rawData: bytesOf(data) });
+    return name;
+  }
+
+  int64(name: string, dims: number[], values: number[]): string {
+    this.initializers.push({ name, dims, dataType: DataType.INT64, rawData: bytesOf(BigInt64Array.from(values.map(BigInt))) });
+    return name;
+  }
+
+  op(opType: string, inputs: string[], attrs: AttributeMsg[] = [], outName?: string, outputs = 1): string[] {
+    const base = outName ?? `${opType.toLowerCase()}_${this.counter++}`;
+    const outs = outputs === 1 ? [base] : Array.from({ length: outputs }, (_, i) => `${base}_${i}`);
+    this.nodes.push({ input: inputs, output: outs, name: `${base}_node`, opType, attribute: attrs });
+    return outs;
+  }
+
+  /** Single-output op. */
+  op1(opType: string, inputs: string[], attrs: AttributeMsg[] = [], outName?: string): string {
+    return this.op(opType, inputs, attrs, outName)[0]!;
+  }
+}
+
+const intAttr = (name: string, i: number): AttributeMsg => ({ name, type: AttrType.INT, i });
+const intsAttr = (name: string, ints: number[]): AttributeMsg => ({ name, type: AttrType.INTS, ints });
+const floatAttr = (name: string, f: number): AttributeMsg => ({ name, type: AttrType.FLOAT, f });
+const stringAttr = (name: string, s: string): AttributeMsg => ({ name, type: AttrType.STRING, s: new TextEncoder().encode(s) });
+
+/** Builds the ModelProto (as a plain object) for a config and its weights. */
+export function buildOnnxModel(model: ModelConfig, weights: NamedWeights): ModelMsg {
+  validateModelConfig(model);
+  checkWeights(weights, model);
+  const { vocab, dModel: d, heads, layers } = model;
+  const headDim = d / heads;
+  const w = (name: string): Float32Array => weights.get(name)!.data;
+  const g = new GraphBuilder();
+
+  // Constants.
+  const one = g.int64('const_one', [], [1]);
+  const zero = g.int64('const_zero', [], [0]);
+  const axis0 = g.int64('const_axes_0', [1], [0]);
+  const axis1 = g.int64('const_axes_1', [1], [1]);
+  const axes12 = g.int64('const_axes_1_2', [2], [1, 2]);
+  const zeroF = g.float('const_zero_f', [], new Float32Array([0]));
+  const maskedF = g.float('const_masked_f', [], new Float32Array([MASKED_SCORE]));
+  const headsShape = g.int64('const_heads_shape', [4], [0, 0, heads, headDim]);
+  const modelShape = g.int64('const_model_shape', [3], [0, 0, d]);
+  const qkvSplit = g.int64('const_qkv_split', [3], [d, d, d]);
+
+  // Attention bias [batch, 1, seq, total]: 0 where a query may look, MASKED_SCORE elsewhere.
+  const seqLen = g.op1('Gather', [g.op1('Shape', ['input_ids']), one], [intAttr('axis', 0)], 'seq_len');
+  const totalLen = g.op1('Gather', [g.op1('Shape', ['attention_mask']), one], [intAttr('axis', 0)], 'total_len');
+  const pastLen = g.op1('Sub', [totalLen, seqLen], [], 'past_len');
+  const queryPos = g.op1('Unsqueeze', [g.op1('Range', [pastLen, totalLen, one]), axis1], [], 'query_pos'); // [seq, 1]
+  const keyPos = g.op1('Unsqueeze', [g.op1('Range', [zero, totalLen, one]), axis0], [], 'key_pos'); // [1, total]
+  const causal = g.op1('LessOrEqual', [keyPos, queryPos], [], 'causal'); // [seq, total]
+  const keyReal = g.op1('Unsqueeze', [g.op1('Cast', ['attention_mask'], [intAttr('to', DataType.BOOL)]), axes12], [], 'key_real'); // [batch,1,1,total]
+  const allowed = g.op1('And', [causal, keyReal], [], 'attn_allowed');
+  const attnBias = g.op1('Where', [allowed, zeroF, maskedF], [], 'attn_bias');
+
+  // Embeddings.
+  g.float('wte', [vocab, d], w('wte'));
+  g.float('wpe', [model.context, d], w('wpe'));
+  let x = g.op1('Add', [g.op1('Gather', ['wte', 'input_ids'], [intAttr('axis', 0)]), g.op1('Gather', ['wpe', 'position_ids'], [intAttr('axis', 0)])], [], 'embed');
+
+  const layerNorm = (input: string, prefix: string, out: string): string =>
+    g.op1('LayerNormalization', [input, g.float(`${prefix}.gamma`, [d], w(`${prefix}.gamma`)), g.float(`${prefix}.beta`, [d], w(`${prefix}.beta`))], [intAttr('axis', -1), floatAttr('epsilon', LAYER_NORM_EPS)], out);
+  const linear = (input: string, wName: string, bName: string, inDim: number, outDim: number, out: string, scaleCols?: { count: number; scale: number }): string => {
+    let wData = w(wName);
+    let bData = w(bName);
+    if (scaleCols) {
+      // Fold the attention scale into the query columns: (h @ Wq + bq) * s = h @ (Wq * s) + bq * s.
+      wData = wData.slice();
+      bData = bData.slice();
+      for (let r = 0; r < inDim; r++) for (let c = 0; c < scaleCols.count; c++) wData[r * outDim + c]! *= scaleCols.scale;
+      for (let c = 0; c < scaleCols.count; c++) bData[c]! *= scaleCols.scale;
+    }
+    const mm = g.op1('MatMul', [input, g.float(wName, [inDim, outDim], wData)]);
+    return g.op1('Add', [mm, g.float(bName, [outDim], bData)], [], out);
+  };
+  const toHeads = (t: string, out: string): string => g.op1('Transpose', [g.op1('Reshape', [t, headsShape])], [intsAttr('perm', [0, 2, 1, 3])], out);
+
+  for (let i = 0; i < layers; i++) {
+    const p = `h.${i}`;
+    // Attention.
+    const h1 = layerNorm(x, `${p}.ln1`, `${p}.ln1.out`);
+    const qkv = linear(h1, `${p}.attn.wqkv`, `${p}.attn.bqkv`, d, 3 * d, `${p}.qkv`, { count: d, scale: 1 / Math.sqrt(headDim) });
+    const [q, k, v] = g.op('Split', [qkv, qkvSplit], [intAttr('axis', -1)], `${p}.qkv_split`, 3) as [string, string, string];
+    const qh = toHeads(q, `${p}.q`);
+    const presentK = g.op1('Concat', [pastKeyName(i), toHeads(k, `${p}.k`)], [intAttr('axis', 2)], presentKeyName(i));
+    const presentV = g.op1('Concat', [pastValueName(i), toHeads(v, `${p}.v`)], [intAttr('axis', 2)], presentValueName(i));
+    const kT = g.op1('Transpose', [presentK], [intsAttr('perm', [0, 1, 3, 2])]);
+    const scores = g.op1('Add', [g.op1('MatMul', [qh, kT]), attnBias], [], `${p}.scores`);
+    const probs = g.op1('Softmax', [scores], [intAttr('axis', -1)], `${p}.probs`);
+    const ctx = g.op1('Transpose', [g.op1('MatMul', [probs, presentV])], [intsAttr('perm', [0, 2, 1, 3])]);
+    const merged = g.op1('Reshape', [ctx, modelShape], [], `${p}.ctx`);
+    x = g.op1('Add', [x, linear(merged, `${p}.attn.wo`, `${p}.attn.bo`, d, d, `${p}.attn.out`)], [], `${p}.resid1`);
+    // MLP.
+    const h2 = layerNorm(x, `${p}.ln2`, `${p}.ln2.out`);
+    const up = linear(h2, `${p}.mlp.w1`, `${p}.mlp.b1`, d, 4 * d, `${p}.mlp.up`);
+    const act = g.op1('Gelu', [up], [stringAttr('approximate', 'tanh')], `${p}.mlp.gelu`);
+    x = g.op1('Add', [x, linear(act, `${p}.mlp.w2`, `${p}.mlp.b2`, 4 * d, d, `${p}.mlp.out`)], [], `${p}.resid2`);
+  }
+
+  // Tied output: logits = LN_f(x) @ wte^T (stored transposed so it is a plain MatMul).
+  const xf = layerNorm(x, 'lnf', 'lnf.out');
+  const wte = w('wte');
+  const wteT = new Float32Array(d * vocab);
+  for (let t = 0; t < vocab; t++) for (let j = 0; j < d; j++) wteT[j * vocab + t] = wte[t * d + j]!;
+  g.op1('MatMul', [xf, g.float('wte_transposed', [d, vocab], wteT)], [], 'logits');
+
+  const pastDims = ['batch', heads, 'past', headDim];
+  const presentDims = ['batch', heads, 'total', headDim];
+  const inputs = [
+    valueInfo('input_ids', DataType.INT64, ['batch', 'seq']),
+    valueInfo('attention_mask', DataType.INT64, ['batch', 'total']),
+    valueInfo('position_ids', DataType.INT64, ['batch', 'seq']),
+  ];
+  const outputs = [valueInfo('logits', DataType.FLOAT, ['batch', 'seq', vocab])];
+  for (let i = 0; i < layers; i++) {
+    inputs.push(valueInfo(pastKeyName(i), DataType.FLOAT, pastDims), valueInfo(pastValueName(i), DataType.FLOAT, pastDims));
+    outputs.push(valueInfo(presentKeyName(i), DataType.FLOAT, presentDims), valueInfo(presentValueName(i), DataType.FLOAT, presentDims));
+  }
+
+  return {
+    irVersion: ONNX_IR_VERSION,
+    opsetImport: [{ domain: '', version: ONNX_OPSET }],
+    producerName: 'lima-harness',
+    producerVersion: String(ONNX_EXPORTER_VERSION),
+    docString: 'GPT decoder with KV cache (lima-harness src/model/onnx-export.ts)',
+    graph: { name: 'gpt_decoder', node: g.nodes, initializer: g.initializers, input: inputs, output: outputs },
+    metadataProps: [{ key: 'model_config', value: JSON.stringify(model) }],
+  };
+}
+
+/** Encodes the decoder graph to ONNX bytes. */
+export function exportOnnxBytes(model: ModelConfig, weights: NamedWeights): Uint8Array {
+  return encodeModel(buildOnnxModel(model, weights));
+}
+
+/** Writes the decoder graph for `model`/`weights` to `outFile` (atomically). */
+export async function exportOnnx(model: ModelConfig, weights: NamedWeights, outFile: string): Promise<void> {
+  await writeFileAtomic(outFile, exportOnnxBytes(model, weights));
+}
