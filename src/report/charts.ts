@@ -1,0 +1,245 @@
+// The report's five charts as Vega-Lite v5 specs with their data inlined, so each renders
+// offline from the HTML file and in Node (static SVG). compileChart() runs vega-lite's compiler,
+// which rejects a malformed spec.
+import { compile, type TopLevelSpec } from 'vega-lite';
+import type { DrilldownExample, Metrics } from '../analysis/types.ts';
+
+export interface Chart {
+  /** File-name and element-id friendly. */
+  id: string;
+  title: string;
+  /** One line under the chart saying how to read it. */
+  caption: string;
+  spec: TopLevelSpec;
+}
+
+const WIDTH = 560;
+const HEIGHT = 260;
+const PPL_COLOR = '#d6604d';
+const QUALITY_COLOR = '#2166ac';
+const SCHEMA = 'https://vega.github.io/schema/vega-lite/v5.json';
+
+export function buildCharts(metrics: Metrics, drilldown: DrilldownExample[]): Chart[] {
+  return [epochChart(metrics), scatterChart(metrics), distributionChart(metrics, drilldown), trainLossChart(metrics), stabilityChart(metrics)];
+}
+
+/** Compile with vega-lite (throws on an invalid spec) and return the Vega spec. */
+export function compileChart(chart: Chart): object {
+  return compile(chart.spec).spec;
+}
+
+function epochRows(metrics: Metrics) {
+  return metrics.epochs.map((e) => ({
+    epoch: e.epoch,
+    perplexity: e.perplexity,
+    quality: e.quality.mean,
+    qualityLow: e.quality.ciLow,
+    qualityHigh: e.quality.ciHigh,
+    trainLoss: e.trainLoss,
+  }));
+}
+
+function epochDomain(metrics: Metrics): [number, number] {
+  const epochs = metrics.epochs.map((e) => e.epoch);
+  const lo = Math.min(...epochs, metrics.selection.window[0]);
+  const hi = Math.max(...epochs, metrics.selection.window[1]);
+  return [lo - 0.5, hi + 0.5];
+}
+
+/** (1) Perplexity and quality against epoch on independent y axes; window shaded; choice marked. */
+function epochChart(metrics: Metrics): Chart {
+  const rows = epochRows(metrics);
+  const domain = epochDomain(metrics);
+  const x = { field: 'epoch', type: 'quantitative' as const, title: 'epoch', scale: { domain, nice: false }, axis: { tickMinStep: 1, format: 'd' } };
+  const [wlo, whi] = metrics.selection.window;
+  const selected = metrics.selection.epoch;
+  return {
+    id: 'epochs',
+    title: 'Held-out perplexity and dev quality per epoch',
+    caption: `Red: held-out perplexity (left axis). Blue: mean dev quality with its 95% bootstrap interval (right axis). Shaded: the selection window ${wlo}..${whi}. Dashed: the selected epoch.`,
+    spec: {
+      $schema: SCHEMA,
+      width: WIDTH,
+      height: HEIGHT,
+      layer: [
+        {
+          data: { values: [{ lo: wlo - 0.5, hi: whi + 0.5 }] },
+          mark: { type: 'rect', color: '#999', opacity: 0.15 },
+          encoding: { x: { ...x, field: 'lo' }, x2: { field: 'hi' } },
+        },
+        {
+          data: { values: rows },
+          layer: [
+            { mark: { type: 'line', color: PPL_COLOR, point: { color: PPL_COLOR } } },
+            { mark: { type: 'point', opacity: 0 }, encoding: { tooltip: [{ field: 'epoch' }, { field: 'perplexity', format: '.3f' }] } },
+          ],
+          encoding: {
+            x,
+            y: { field: 'perplexity', type: 'quantitative', scale: { zero: false }, axis: { title: 'held-out perplexity', titleColor: PPL_COLOR } },
+          },
+        },
+        {
+          data: { values: rows },
+          layer: [
+            { mark: { type: 'errorbar', color: QUALITY_COLOR, opacity: 0.6 }, encoding: { y: { field: 'qualityLow', type: 'quantitative' }, y2: { field: 'qualityHigh' } } },
+            {
+              mark: { type: 'line', color: QUALITY_COLOR, point: { color: QUALITY_COLOR } },
+              encoding: {
+                y: { field: 'quality', type: 'quantitative' },
+                tooltip: [{ field: 'epoch' }, { field: 'quality', format: '.3f' }, { field: 'qualityLow', format: '.3f' }, { field: 'qualityHigh', format: '.3f' }],
+              },
+            },
+          ],
+          encoding: {
+            x,
+            y: { field: 'quality', type: 'quantitative', scale: { zero: false }, axis: { title: 'mean dev quality (1-6)', titleColor: QUALITY_COLOR, orient: 'right' } },
+          },
+        },
+        ...(selected === null
+          ? []
+          : [
+              {
+                data: { values: [{ epoch: selected, label: `selected: epoch ${selected}` }] },
+                layer: [
+                  { mark: { type: 'rule' as const, strokeDash: [6, 4], color: '#333', size: 2 } },
+                  { mark: { type: 'text' as const, align: 'left' as const, dx: 4, dy: -4, baseline: 'top' as const, y: 0 }, encoding: { text: { field: 'label' } } },
+                ],
+                encoding: { x },
+              },
+            ]),
+      ],
+      resolve: { scale: { y: 'independent' } },
+    } as TopLevelSpec,
+  };
+}
+
+/** (2) Perplexity against quality, one labelled point per epoch, a least-squares line, r in the title. */
+function scatterChart(metrics: Metrics): Chart {
+  const rows = epochRows(metrics).filter((r) => r.perplexity !== null && r.quality !== null);
+  const r = metrics.correlation.pearson;
+  const fmt = (v: number | null) => (v === null ? 'n/a' : (v >= 0 ? '+' : '') + v.toFixed(2));
+  const title = `r(perplexity, quality) = ${fmt(r.r)}` + (r.ciLow !== null ? ` [${fmt(r.ciLow)}, ${fmt(r.ciHigh)}]` : '');
+  const enc = {
+    x: { field: 'perplexity', type: 'quantitative' as const, scale: { zero: false }, title: 'held-out perplexity' },
+    y: { field: 'quality', type: 'quantitative' as const, scale: { zero: false }, title: 'mean dev quality (1-6)' },
+  };
+  return {
+    id: 'scatter',
+    title: 'Perplexity against quality, one point per epoch',
+    caption: 'Each point is an epoch (labelled). The line is a least-squares fit across epochs; r is Pearson with its bootstrap interval.',
+    spec: {
+      $schema: SCHEMA,
+      width: WIDTH,
+      height: HEIGHT,
+      title,
+      data: { values: rows },
+      encoding: enc,
+      layer: [
+        { mark: { type: 'point', filled: true, size: 60, color: QUALITY_COLOR }, encoding: { tooltip: [{ field: 'epoch' }, { field: 'perplexity', format: '.3f' }, { field: 'quality', format: '.3f' }] } },
+        { mark: { type: 'text', dx: 8, align: 'left', fontSize: 11 }, encoding: { text: { field: 'epoch' } } },
+        ...(rows.length >= 2 ? [{ mark: { type: 'line' as const, color: '#888', strokeDash: [4, 3] }, transform: [{ regression: 'quality', on: 'perplexity' }] }] : []),
+      ],
+    } as TopLevelSpec,
+  };
+}
+
+/** (3) Quality distribution per epoch: per-example mean scores (box plot), from the drill-down. */
+function distributionChart(metrics: Metrics, drilldown: DrilldownExample[]): Chart {
+  const rows: Array<{ epoch: number; exampleId: string; score: number }> = [];
+  for (const ex of drilldown) {
+    const byEpoch = new Map<number, number[]>();
+    for (const g of ex.generations) {
+      if (g.score === null) continue;
+      const list = byEpoch.get(g.epoch) ?? [];
+      list.push(g.score);
+      byEpoch.set(g.epoch, list);
+    }
+    for (const [epoch, scores] of byEpoch) rows.push({ epoch, exampleId: ex.exampleId, score: scores.reduce((a, b) => a + b, 0) / scores.length });
+  }
+  rows.sort((a, b) => a.epoch - b.epoch);
+  const x = { field: 'epoch', type: 'ordinal' as const, title: 'epoch', sort: metrics.epochs.map((e) => e.epoch) };
+  if (rows.length === 0) {
+    // No per-example scores were handed in: show the per-epoch means and intervals instead.
+    return {
+      id: 'distribution',
+      title: 'Dev quality per epoch',
+      caption: 'No per-example scores were available, so this shows each epoch\'s mean quality and 95% bootstrap interval.',
+      spec: {
+        $schema: SCHEMA,
+        width: WIDTH,
+        height: HEIGHT,
+        data: { values: epochRows(metrics) },
+        encoding: { x },
+        layer: [
+          { mark: { type: 'errorbar', color: QUALITY_COLOR }, encoding: { y: { field: 'qualityLow', type: 'quantitative', title: 'quality (1-6)' }, y2: { field: 'qualityHigh' } } },
+          { mark: { type: 'point', filled: true, color: QUALITY_COLOR }, encoding: { y: { field: 'quality', type: 'quantitative' } } },
+        ],
+      } as TopLevelSpec,
+    };
+  }
+  return {
+    id: 'distribution',
+    title: 'Dev quality distribution per epoch',
+    caption: 'Box plot of per-example scores (each dev example\'s mean over its valid samples) at every epoch; dots are individual examples.',
+    spec: {
+      $schema: SCHEMA,
+      width: WIDTH,
+      height: HEIGHT,
+      data: { values: rows },
+      encoding: { x },
+      layer: [
+        { mark: { type: 'boxplot', extent: 'min-max', color: QUALITY_COLOR, opacity: 0.5 }, encoding: { y: { field: 'score', type: 'quantitative', title: 'per-example quality (1-6)', scale: { domain: [1, 6] } } } },
+        {
+          mark: { type: 'point', size: 12, opacity: 0.35, color: '#333' },
+          encoding: { y: { field: 'score', type: 'quantitative' }, xOffset: { field: 'exampleId', type: 'nominal' }, tooltip: [{ field: 'exampleId' }, { field: 'score', format: '.2f' }] },
+        },
+      ],
+    } as TopLevelSpec,
+  };
+}
+
+/** (4) Mean training loss per epoch. */
+function trainLossChart(metrics: Metrics): Chart {
+  return {
+    id: 'trainloss',
+    title: 'Training loss per epoch',
+    caption: 'Mean training loss over each epoch (nats per response token).',
+    spec: {
+      $schema: SCHEMA,
+      width: WIDTH,
+      height: 200,
+      data: { values: epochRows(metrics) },
+      mark: { type: 'line', point: true, color: '#4d4d4d' },
+      encoding: {
+        x: { field: 'epoch', type: 'quantitative', title: 'epoch', scale: { domain: epochDomain(metrics), nice: false }, axis: { tickMinStep: 1, format: 'd' } },
+        y: { field: 'trainLoss', type: 'quantitative', title: 'mean train loss', scale: { zero: false } },
+        tooltip: [{ field: 'epoch' }, { field: 'trainLoss', format: '.4f' }],
+      },
+    } as TopLevelSpec,
+  };
+}
+
+/** (5) How often each epoch wins the selection across bootstrap resamples. */
+function stabilityChart(metrics: Metrics): Chart {
+  const rows = Object.entries(metrics.selection.stability)
+    .map(([epoch, fraction]) => ({ epoch: Number(epoch), fraction, selected: Number(epoch) === metrics.selection.epoch ? 'selected' : 'other' }))
+    .sort((a, b) => a.epoch - b.epoch);
+  return {
+    id: 'stability',
+    title: 'Selection stability',
+    caption: 'Share of bootstrap resamples (of held-out and dev examples) in which the selection rule picks each epoch.',
+    spec: {
+      $schema: SCHEMA,
+      width: WIDTH,
+      height: 200,
+      data: { values: rows },
+      mark: { type: 'bar' },
+      encoding: {
+        x: { field: 'epoch', type: 'ordinal', title: 'epoch', sort: rows.map((r) => r.epoch) },
+        y: { field: 'fraction', type: 'quantitative', title: 'win fraction', scale: { domain: [0, 1] }, axis: { format: '%' } },
+        color: { field: 'selected', type: 'nominal', scale: { domain: ['selected', 'other'], range: [QUALITY_COLOR, '#bbb'] }, legend: null },
+        tooltip: [{ field: 'epoch' }, { field: 'fraction', format: '.1%' }],
+      },
+    } as TopLevelSpec,
+  };
+}

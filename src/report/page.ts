@@ -1,0 +1,187 @@
+// The report page: summary at the top, then charts, then the per-example drill-down. Pure
+// string building; every data-derived string is escaped here.
+import type { DrilldownExample, Metrics } from '../analysis/types.ts';
+import type { Chart } from './charts.ts';
+import { escapeHtml as h, inlineScript, jsonForScript } from './html.ts';
+
+export interface PageInput {
+  title: string;
+  metrics: Metrics;
+  drilldown: DrilldownExample[];
+  charts: Chart[];
+  /** File names (relative to index.html) of the static SVGs, by chart id. */
+  svgFiles: Record<string, string>;
+  bundles: Array<{ name: string; js: string }>;
+}
+
+const STYLE = `
+body { font: 15px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; margin: 0 auto; max-width: 1000px; padding: 1.5em; color: #222; }
+h1 { font-size: 1.6em; margin-bottom: .2em; }
+h2 { margin-top: 2em; border-bottom: 1px solid #ddd; padding-bottom: .2em; }
+.headline { font-size: 1.25em; background: #f3f6fa; border-left: 4px solid #2166ac; padding: .6em 1em; }
+.summary { background: #fafafa; border: 1px solid #e5e5e5; padding: .6em 1em; }
+table { border-collapse: collapse; margin: .6em 0; font-size: .92em; }
+th, td { border: 1px solid #ddd; padding: .25em .6em; text-align: right; vertical-align: top; }
+th { background: #f3f3f3; }
+td.text, th.text { text-align: left; }
+tr.selected td { background: #eaf2fb; font-weight: 600; }
+.chart { min-height: 120px; }
+figure { margin: 1.5em 0; }
+figcaption { color: #555; font-size: .9em; }
+details { border: 1px solid #e2e2e2; border-radius: 4px; padding: .4em .8em; margin: .5em 0; }
+summary { cursor: pointer; }
+pre { white-space: pre-wrap; word-break: break-word; background: #f7f7f7; padding: .5em; margin: .3em 0; font-size: .88em; max-height: 24em; overflow: auto; }
+.muted { color: #666; }
+.proxy { color: #8a4b00; }
+`;
+
+function fmt(x: number | null | undefined, digits = 3): string {
+  return x === null || x === undefined || !Number.isFinite(x) ? '–' : x.toFixed(digits);
+}
+
+function signed(x: number | null, digits = 2): string {
+  return x === null ? '–' : (x >= 0 ? '+' : '') + x.toFixed(digits);
+}
+
+function interval(lo: number | null, hi: number | null, digits = 2, sign = false): string {
+  if (lo === null || hi === null) return '';
+  const f = sign ? (v: number) => signed(v, digits) : (v: number) => v.toFixed(digits);
+  return `[${f(lo)}, ${f(hi)}]`;
+}
+
+function valueText(v: unknown): string {
+  return typeof v === 'string' ? v : JSON.stringify(v);
+}
+
+export function renderPage(p: PageInput): string {
+  const m = p.metrics;
+  const sel = m.selection;
+  const selRow = m.epochs.find((e) => e.epoch === sel.epoch);
+  const totalSeconds = Object.values(m.durationsSeconds).reduce((a, b) => a + b, 0);
+  const isRubric = /rubric/i.test(m.judge.kind);
+  const judgeExtra = Object.entries(m.judge).filter(([k]) => !['kind', 'description'].includes(k));
+
+  const headline =
+    sel.epoch === null
+      ? `<p class="headline">No epoch could be selected: ${h(sel.rule)}</p>`
+      : `<p class="headline">Ship <strong>epoch ${h(sel.epoch)}</strong>: mean dev quality ${fmt(selRow?.quality.mean ?? null, 2)} ${h(interval(selRow?.quality.ciLow ?? null, selRow?.quality.ciHigh ?? null))}, held-out perplexity ${fmt(selRow?.perplexity ?? null, 2)}.<br><span class="muted">Rule: ${h(sel.rule)}.</span></p>`;
+
+  const corrRows = (['pearson', 'spearman', 'kendall'] as const)
+    .map((k) => {
+      const c = m.correlation[k];
+      return `<tr><td class="text">${k === 'kendall' ? 'Kendall tau-b' : k[0]!.toUpperCase() + k.slice(1)}</td><td>${signed(c.r)}</td><td>${h(interval(c.ciLow, c.ciHigh, 2, true))}</td><td>${fmt(c.p, 3)}</td></tr>`;
+    })
+    .join('');
+
+  const altRows = sel.alternatives
+    .map(
+      (a) =>
+        `<tr${a.epoch === sel.epoch && a === sel.alternatives[0] ? ' class="selected"' : ''}><td class="text">${h(a.rule)}</td><td>${a.epoch === null ? '–' : h(a.epoch)}</td><td>${fmt(a.quality, 2)}</td><td>${fmt(a.perplexity, 2)}</td></tr>`,
+    )
+    .join('');
+  const lost = sel.qualityLostByPerplexity;
+
+  const epochRows = m.epochs
+    .map(
+      (e) =>
+        `<tr${e.epoch === sel.epoch ? ' class="selected"' : ''}><td>${h(e.epoch)}${e.epoch >= sel.window[0] && e.epoch <= sel.window[1] ? '' : ' <span class="muted">(outside window)</span>'}</td><td>${fmt(e.perplexity, 3)}</td><td>${fmt(e.bitsPerByte, 4)}</td><td>${fmt(e.quality.mean, 3)}</td><td>${h(interval(e.quality.ciLow, e.quality.ciHigh))}</td><td>${h(e.quality.n)}</td><td>${h(e.quality.invalid)}</td><td>${fmt(e.trainLoss, 4)}</td><td>${h(((sel.stability[String(e.epoch)] ?? 0) * 100).toFixed(1))}%</td></tr>`,
+    )
+    .join('');
+
+  const backendItems = Object.entries(m.backend)
+    .map(([k, v]) => `<li>${h(k)}: ${h(valueText(v))}</li>`)
+    .join('');
+  const durationItems = Object.entries(m.durationsSeconds)
+    .map(([k, v]) => `<li>${h(k)}: ${h(v.toFixed(1))} s</li>`)
+    .join('');
+
+  const figures = p.charts
+    .map(
+      (c) => `<figure>
+<h3>${h(c.title)}</h3>
+<div class="chart" id="chart-${h(c.id)}" data-chart="${h(c.id)}"></div>
+<figcaption>${h(c.caption)} <a href="${h(p.svgFiles[c.id] ?? '')}">static SVG</a></figcaption>
+</figure>`,
+    )
+    .join('\n');
+
+  const specs = p.charts.map((c) => `<script type="application/json" id="spec-${h(c.id)}">${jsonForScript(c.spec)}</script>`).join('\n');
+  const bundles = p.bundles.map((b) => `<script data-lib="${h(b.name)}">${inlineScript(b.js, b.name)}</script>`).join('\n');
+
+  return `<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>${h(p.title)}</title>
+<style>${STYLE}</style>
+</head>
+<body>
+<h1>${h(p.title)}</h1>
+<p class="muted">Which epoch checkpoint to ship, and does held-out perplexity tell us? (A LIMA-style epoch-selection study.)</p>
+${headline}
+<div class="summary">
+<p><strong>Perplexity vs quality:</strong> ${h(m.correlation.summary)}</p>
+<table><tr><th class="text">correlation across epochs</th><th>r</th><th>95% bootstrap CI</th><th>permutation p</th></tr>${corrRows}</table>
+<p class="muted">LIMA (Zhou et al. 2023) found perplexity rising while generation quality kept improving, i.e. r(perplexity, quality) &gt; 0; the sign here is measured, not assumed.</p>
+<table><tr><th class="text">selection rule</th><th>epoch</th><th>dev quality</th><th>held-out perplexity</th></tr>${altRows}</table>
+<p>Quality lost by selecting on perplexity instead (quality of the selected epoch minus quality of the lowest-perplexity epoch): <strong>${signed(lost.mean)}</strong> ${h(interval(lost.ciLow, lost.ciHigh, 2, true))}.</p>
+<p><strong>Judge:</strong> ${h(m.judge.kind)} – ${h(m.judge.description)}${
+    isRubric ? ' <span class="proxy">(a rubric is a proxy for human or LLM judgment, not a measurement of it)</span>' : ''
+  }</p>
+${judgeExtra.length ? `<ul>${judgeExtra.map(([k, v]) => `<li>${h(k)}: <code>${h(valueText(v))}</code></li>`).join('')}</ul>` : ''}
+<p><strong>Data:</strong> ${h(m.data.train)} training pairs, ${h(m.data.heldout)} held-out examples (perplexity), ${h(m.data.dev)} dev examples (quality).</p>
+<p><strong>Backend:</strong></p><ul>${backendItems}</ul>
+<p><strong>Run time:</strong> ${h(totalSeconds.toFixed(1))} s in total</p><ul>${durationItems}</ul>
+</div>
+
+<h2>Per epoch</h2>
+<table>
+<tr><th>epoch</th><th>held-out perplexity</th><th>bits / byte</th><th>dev quality</th><th>95% CI</th><th>n</th><th>invalid judgments</th><th>train loss</th><th>selection wins</th></tr>
+${epochRows}
+</table>
+
+<h2>Charts</h2>
+${figures}
+
+<h2>Drill-down: dev examples</h2>
+<p class="muted">Each example's prompt, reference answer, and every epoch's generation with its score (– = invalid judgment). The selected epoch is highlighted.</p>
+${p.drilldown.map((ex) => renderExample(ex, sel.epoch)).join('\n')}
+
+${specs}
+${bundles}
+<script>
+(function () {
+  var charts = document.querySelectorAll('[data-chart]');
+  charts.forEach(function (el) {
+    var id = el.getAttribute('data-chart');
+    var spec = JSON.parse(document.getElementById('spec-' + id).textContent);
+    vegaEmbed(el, spec, { actions: false, renderer: 'svg' }).catch(function (err) {
+      el.textContent = 'Chart failed to render: ' + err;
+      console.error('chart ' + id + ': ' + err);
+    });
+  });
+})();
+</script>
+</body>
+</html>
+`;
+}
+
+function renderExample(ex: DrilldownExample, selected: number | null): string {
+  const scored = ex.generations.filter((g) => g.score !== null);
+  const best = scored.length ? Math.max(...scored.map((g) => g.score!)) : null;
+  const preview = ex.prompt.length > 110 ? ex.prompt.slice(0, 110) + '…' : ex.prompt;
+  const rows = ex.generations
+    .map(
+      (g) =>
+        `<tr${g.epoch === selected ? ' class="selected"' : ''}><td>${h(g.epoch)}</td><td>${h(g.sample)}</td><td>${g.score === null ? '–' : h(fmt(g.score, 2))}</td><td class="text"><pre>${h(g.response)}</pre></td></tr>`,
+    )
+    .join('');
+  return `<details>
+<summary><code>${h(ex.exampleId)}</code> ${h(preview)} <span class="muted">(best score ${best === null ? '–' : h(fmt(best, 2))})</span></summary>
+<p><strong>Prompt</strong></p><pre>${h(ex.prompt)}</pre>
+<p><strong>Reference</strong></p><pre>${h(ex.reference)}</pre>
+<table><tr><th>epoch</th><th>sample</th><th>score</th><th class="text">generation</th></tr>${rows}</table>
+</details>`;
+}
