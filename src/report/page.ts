@@ -30,6 +30,8 @@ figure { margin: 1.5em 0; }
 figcaption { color: #555; font-size: .9em; }
 details { border: 1px solid #e2e2e2; border-radius: 4px; padding: .4em .8em; margin: .5em 0; }
 summary { cursor: pointer; }
+details table { width: 100%; }
+details td.text { width: 85%; }
 pre { white-space: pre-wrap; word-break: break-word; background: #f7f7f7; padding: .5em; margin: .3em 0; font-size: .88em; max-height: 24em; overflow: auto; }
 .muted { color: #666; }
 .proxy { color: #8a4b00; }

@@ -1,0 +1,92 @@
+// Report files: charts compile with vega-lite, untrusted text is escaped, the HTML is
+// self-contained, SVGs, CSV and metrics.json are written.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { analyze } from '../../src/analysis/index.ts';
+import { buildCharts, compileChart, escapeHtml, jsonForScript, writeReport } from '../../src/report/index.ts';
+import { syntheticDrilldown, syntheticInput } from '../analysis/fixtures.ts';
+
+const input = syntheticInput({ epochs: 8, heldout: 60, dev: 12, samples: 2, invalidRate: 0.1, bootstrap: 60 });
+const metrics = analyze(input);
+const drilldown = syntheticDrilldown(input, 4);
+
+test('escapeHtml and jsonForScript neutralise markup', () => {
+  assert.equal(escapeHtml('<script>alert("x") & \'y\'</script>'), '&lt;script&gt;alert(&quot;x&quot;) &amp; &#39;y&#39;&lt;/script&gt;');
+  const json = jsonForScript({ text: '</script><!-- \u2028' });
+  assert.ok(!json.includes('<'));
+  assert.deepEqual(JSON.parse(json), { text: '</script><!-- \u2028' });
+});
+
+test('all five charts compile with vega-lite, including edge cases', () => {
+  const charts = buildCharts(metrics, drilldown);
+  assert.deepEqual(charts.map((c) => c.id), ['epochs', 'scatter', 'distribution', 'trainloss', 'stability']);
+  for (const chart of charts) {
+    const vegaSpec = compileChart(chart) as { marks?: unknown[]; data?: unknown[] };
+    assert.ok(Array.isArray(vegaSpec.marks) && vegaSpec.marks.length > 0, `${chart.id} compiles to marks`);
+  }
+  // The epoch chart has two independent y axes, the shaded window and the selection rule.
+  const epochSpec = JSON.stringify(charts[0]!.spec);
+  assert.match(epochSpec, /"resolve":\{"scale":\{"y":"independent"\}\}/);
+  assert.match(epochSpec, /"type":"rect"/);
+  assert.match(epochSpec, /"type":"rule"/);
+  // r appears in the scatter chart's title.
+  assert.match(JSON.stringify(charts[1]!.spec), /"title":"r\(perplexity, quality\) = [+-]\d\.\d\d/);
+  // Without a drill-down, and with no selection, charts still compile.
+  const noSelection = structuredClone(metrics);
+  noSelection.selection.epoch = null;
+  noSelection.selection.stability = {};
+  for (const chart of buildCharts(noSelection, [])) compileChart(chart);
+});
+
+test('writeReport writes a self-contained, escaped index.html and its companions', async () => {
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'lima-report-'));
+  const files = await writeReport(dir, metrics, drilldown, { title: 'Study <b>x</b>' });
+  assert.equal(files.html, path.join(dir, 'index.html'));
+  const html = await fs.readFile(files.html, 'utf8');
+
+  // The prompt's <script> shows as text; it never appears raw.
+  assert.ok(html.includes('How do I stop &lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; from running &amp; why?'));
+  assert.ok(!html.includes('<script>alert('), 'raw script from data must not appear');
+  assert.ok(html.includes('&lt;/details&gt; must not close anything'));
+  assert.ok(html.includes('Epoch 1 says &lt;b&gt;hi&lt;/b&gt;'));
+  assert.ok(html.includes('<title>Study &lt;b&gt;x&lt;/b&gt;</title>'));
+  // Exactly the script elements we put there: 3 libraries, 5 specs, 1 bootstrap.
+  assert.equal((html.match(/<script[\s>]/g) ?? []).length, 9);
+  assert.equal((html.match(/<\/script>/g) ?? []).length, 9);
+  // Self-contained: the libraries are inlined and nothing is loaded from elsewhere.
+  assert.ok(html.includes('data-lib="vega-embed"'));
+  assert.ok(!/<script[^>]+src=/i.test(html));
+  assert.ok(!/<link[^>]+href=/i.test(html));
+  // Summary at the top.
+  assert.ok(html.includes(`Ship <strong>epoch ${metrics.selection.epoch}</strong>`));
+  assert.ok(html.includes(escapeHtml(metrics.correlation.summary)));
+  assert.match(html, /a rubric is a proxy/);
+  assert.equal((html.match(/<details>/g) ?? []).length, drilldown.length);
+
+  // metrics.json is the metrics, verbatim.
+  assert.deepEqual(JSON.parse(await fs.readFile(files.json, 'utf8')), JSON.parse(JSON.stringify(metrics)));
+
+  // metrics.csv: one row per epoch.
+  // Every field is a number, a boolean or empty, so a plain split reads it.
+  const [header, ...lines] = (await fs.readFile(files.csv, 'utf8')).trim().split('\n');
+  const columns = header!.split(',');
+  assert.deepEqual(columns.slice(0, 4), ['epoch', 'perplexity', 'bitsPerByte', 'quality']);
+  const rows = lines.map((l) => Object.fromEntries(l.split(',').map((v, i) => [columns[i]!, v])));
+  assert.equal(rows.length, metrics.epochs.length);
+  assert.equal(Number(rows[2]!.epoch), metrics.epochs[2]!.epoch);
+  assert.ok(Math.abs(Number(rows[2]!.perplexity) - metrics.epochs[2]!.perplexity!) < 1e-9);
+  assert.equal(rows.filter((r) => r.selected === 'true').length, 1);
+
+  // A static SVG per chart, with marks in it.
+  assert.equal(files.svgs.length, 5);
+  for (const svg of files.svgs) {
+    const text = await fs.readFile(svg, 'utf8');
+    assert.match(text, /^<svg [^>]*xmlns="http:\/\/www\.w3\.org\/2000\/svg"/);
+    assert.match(text, /mark-(line|symbol|rect|text)/);
+  }
+  // No temp files left behind.
+  assert.deepEqual((await fs.readdir(dir)).filter((f) => f.endsWith('.tmp')), []);
+});
