@@ -59,7 +59,7 @@ test('the report renders every chart in headless Chromium from file://, without 
     assert.deepEqual(chartIds, ['epochs', 'scatter', 'distribution', 'trainloss', 'stability']);
     // vega-embed renders asynchronously: wait until every container holds an svg or canvas.
     await page.waitForFunction(
-      () => [...document.querySelectorAll('[data-chart]')].every((el) => el.querySelector('svg, canvas') !== null),
+      () => Array.from(document.querySelectorAll('[data-chart]')).every((el) => el.querySelector('svg, canvas') !== null),
       null,
       { timeout: 30_000 },
     );
