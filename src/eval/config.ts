@@ -1,0 +1,56 @@
+// Evaluation settings: the worker pool, scoring batch size and LIMA's decoding defaults
+// (nucleus p = 0.9, temperature 0.7, repetition penalty 1.2).
+import { ConfigError, expectNumber, expectObject } from '../util/validate.ts';
+
+export interface GenerationConfig {
+  /** Samples per dev prompt (LIMA's ablations used 5). */
+  samples: number;
+  topP: number;
+  temperature: number;
+  /** CTRL-style penalty on tokens already generated (1 = off). */
+  repetitionPenalty: number;
+  maxNewTokens: number;
+}
+
+export interface EvalConfig {
+  /** Worker threads; 'auto' = CPU cores. */
+  workers: number | 'auto';
+  /** Tokens (padded) per scoring batch. */
+  batchTokens: number;
+  /** Held-out conversations are cut to this many tokens (as in training). */
+  maxLength: number;
+  generation: GenerationConfig;
+}
+
+export const defaultGenerationConfig: GenerationConfig = { samples: 1, topP: 0.9, temperature: 0.7, repetitionPenalty: 1.2, maxNewTokens: 64 };
+
+export const defaultEvalConfig: EvalConfig = { workers: 'auto', batchTokens: 2048, maxLength: 256, generation: defaultGenerationConfig };
+
+const EVAL_KEYS = ['workers', 'batchTokens', 'maxLength', 'generation'] as const;
+const GENERATION_KEYS = ['samples', 'topP', 'temperature', 'repetitionPenalty', 'maxNewTokens'] as const;
+
+export function validateGenerationConfig(c: unknown, where: string): GenerationConfig {
+  const obj = expectObject(c, where, GENERATION_KEYS);
+  for (const key of GENERATION_KEYS) if (obj[key] === undefined) throw new ConfigError(`${where}.${key}: missing`);
+  return {
+    samples: expectNumber(obj.samples, `${where}.samples`, { integer: true, min: 1, max: 100 }),
+    topP: expectNumber(obj.topP, `${where}.topP`, { min: 1e-6, max: 1 }),
+    // Temperature 0 would be greedy decoding; this harness samples, so it must be positive.
+    temperature: expectNumber(obj.temperature, `${where}.temperature`, { min: 1e-3, max: 100 }),
+    repetitionPenalty: expectNumber(obj.repetitionPenalty, `${where}.repetitionPenalty`, { min: 1, max: 100 }),
+    maxNewTokens: expectNumber(obj.maxNewTokens, `${where}.maxNewTokens`, { integer: true, min: 1, max: 1_000_000 }),
+  };
+}
+
+/** Validates a complete eval config (callers merge defaults first); errors name the key path. */
+export function validateEvalConfig(c: unknown, where: string): EvalConfig {
+  const obj = expectObject(c, where, EVAL_KEYS);
+  for (const key of EVAL_KEYS) if (obj[key] === undefined) throw new ConfigError(`${where}.${key}: missing`);
+  const workers = obj.workers === 'auto' ? 'auto' : expectNumber(obj.workers, `${where}.workers (a positive integer or "auto")`, { integer: true, min: 1, max: 256 });
+  return {
+    workers,
+    batchTokens: expectNumber(obj.batchTokens, `${where}.batchTokens`, { integer: true, min: 1 }),
+    maxLength: expectNumber(obj.maxLength, `${where}.maxLength`, { integer: true, min: 2 }),
+    generation: validateGenerationConfig(obj.generation, `${where}.generation`),
+  };
+}

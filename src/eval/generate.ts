@@ -1,0 +1,70 @@
+// Sampling a response from a prompt with LIMA's decoding. With the KV cache each new token is
+// one forward step over a single position (cost independent of how much was generated); without
+// it (benchmarks only) every step re-runs the whole sequence.
+import { mulberry32 } from '../util/rng.ts';
+import type { GenerationConfig } from './config.ts';
+import { sampleNext } from './sampling.ts';
+import type { DecoderSession, PastState } from './session.ts';
+
+export interface GenerateOptions {
+  seed: number;
+  /** End-of-turn token: generation stops after sampling it. */
+  eot: number;
+  /** Default true. */
+  useCache?: boolean;
+}
+
+export interface GeneratedIds {
+  /** Sampled tokens, without the final end-of-turn token. */
+  ids: number[];
+  endedWithEot: boolean;
+  /** Tokens sampled, the end-of-turn token included. */
+  newTokens: number;
+  /** Prompt tokens dropped from the left to fit the model context. */
+  promptTrimmed: number;
+}
+
+/**
+ * Fits prompt + new tokens into the context: keeps the end of the prompt (the latest turn and
+ * the assistant marker), reserving up to half the context for the response.
+ */
+export function fitPrompt(promptIds: readonly number[], maxNewTokens: number, context: number): { prompt: number[]; maxNew: number } {
+  const reserve = Math.min(maxNewTokens, Math.floor(context / 2));
+  const keep = Math.min(promptIds.length, context - reserve);
+  const prompt = promptIds.slice(promptIds.length - keep);
+  return { prompt, maxNew: Math.min(maxNewTokens, context - prompt.length) };
+}
+
+export async function generateIds(session: DecoderSession, promptIds: readonly number[], cfg: GenerationConfig, options: GenerateOptions): Promise<GeneratedIds> {
+  if (promptIds.length === 0) throw new Error('generate: empty prompt');
+  const { vocab, context } = session.model;
+  const { prompt, maxNew } = fitPrompt(promptIds, cfg.maxNewTokens, context);
+  const rng = mulberry32(options.seed);
+  const useCache = options.useCache ?? true;
+  const generated: number[] = [];
+  let endedWithEot = false;
+
+  const range = (from: number, to: number): number[] => Array.from({ length: to - from }, (_, i) => from + i);
+  let past: PastState | undefined;
+  let out = await session.run([prompt], [prompt.map(() => 1)], [range(0, prompt.length)]);
+  for (let step = 0; step < maxNew; step++) {
+    const seq = out.logits.length / vocab;
+    const row = out.logits.subarray((seq - 1) * vocab, seq * vocab);
+    const next = sampleNext(row, generated, cfg, rng);
+    generated.push(next);
+    if (next === options.eot) {
+      endedWithEot = true;
+      break;
+    }
+    if (step === maxNew - 1) break;
+    const length = prompt.length + generated.length;
+    if (useCache) {
+      past = out.present;
+      out = await session.run([[next]], [new Array<number>(length).fill(1)], [[length - 1]], past);
+    } else {
+      const all = [...prompt, ...generated];
+      out = await session.run([all], [all.map(() => 1)], [range(0, all.length)]);
+    }
+  }
+  return { ids: endedWithEot ? generated.slice(0, -1) : generated, endedWithEot, newTokens: generated.length, promptTrimmed: promptIds.length - prompt.length };
+}

@@ -1,0 +1,357 @@
+// Pooled evaluation of every epoch checkpoint: held-out perplexity (batched scoring) and
+// sampled generations on the dev prompts, on onnxruntime-node in a piscina worker pool.
+// Every task of every checkpoint is submitted at once, biggest first, so no worker idles
+// while work remains. Results stream to JSONL as they finish and a rerun skips them.
+import os from 'node:os';
+import path from 'node:path';
+import { promises as fs } from 'node:fs';
+import { Piscina } from 'piscina';
+import type { ChatRecord, Turn } from '../data/types.ts';
+import { BpeTokenizer } from '../data/tokenizer.ts';
+import { encodeChat, encodePrompt } from '../data/chat-format.ts';
+import { loadCheckpoint } from '../train/checkpoint.ts';
+import { exportOnnx, ONNX_EXPORTER_VERSION } from '../model/onnx-export.ts';
+import type { ModelConfig } from '../model/config.ts';
+import { stableHash } from '../util/hash.ts';
+import { writeFileAtomic } from '../util/atomic.ts';
+import { deriveSeed } from '../util/rng.ts';
+import { createProgress } from '../util/progress.ts';
+import type { EvalConfig } from './config.ts';
+import { planBatches, summarizeScores, type ScoringExample } from './scoring.ts';
+import { fitPrompt } from './generate.ts';
+import { JsonlStore } from './results.ts';
+import type { EvalTask, EvalTaskResult, GenerationTask, PerplexityTask } from './tasks.ts';
+
+export { defaultEvalConfig, validateEvalConfig, type EvalConfig, type GenerationConfig } from './config.ts';
+
+export interface PerplexityResult {
+  checkpointHash: string;
+  epoch: number;
+  exampleId: string;
+  nll: number;
+  tokens: number;
+  bytes: number;
+  settingsHash: string;
+}
+
+export interface GenerationResult {
+  checkpointHash: string;
+  epoch: number;
+  exampleId: string;
+  sample: number;
+  prompt: string;
+  reference: string;
+  response: string;
+  endedWithEot: boolean;
+  newTokens: number;
+  settingsHash: string;
+}
+
+export interface CheckpointPerplexity {
+  epoch: number;
+  checkpointHash: string;
+  perplexity: number;
+  bitsPerByte: number;
+  tokens: number;
+}
+
+export interface EvaluationOptions {
+  checkpoints: Array<{ epoch: number; dir: string }>;
+  heldout: ChatRecord[];
+  dev: ChatRecord[];
+  outDir: string;
+  config: EvalConfig;
+  seed: number;
+  quiet?: boolean;
+  /** Tests only: make tasks holding this example fail on their first `failAttempts` attempts. */
+  faultInjection?: { exampleId: string; failAttempts: number };
+}
+
+export interface EvaluationResult {
+  perplexity: PerplexityResult[];
+  generations: GenerationResult[];
+  perCheckpoint: CheckpointPerplexity[];
+  seconds: number;
+  /** Results computed by this call (the rest came from earlier runs' files). */
+  computed: { perplexity: number; generations: number };
+  workers: number;
+}
+
+/** A heuristic cost, in "batched token" units, used only to order tasks biggest first. */
+const GENERATION_STEP_COST = 10;
+
+export function resolveWorkers(workers: number | 'auto'): { workers: number; threads: number } {
+  const cores = typeof os.availableParallelism === 'function' ? os.availableParallelism() : os.cpus().length;
+  const count = workers === 'auto' ? cores : workers;
+  return { workers: count, threads: Math.max(1, Math.floor(cores / count)) };
+}
+
+interface PreparedCheckpoint {
+  epoch: number;
+  hash: string;
+  model: ModelConfig;
+  onnxPath: string;
+  tokenizer: BpeTokenizer;
+  tokenizerKey: string;
+}
+
+/** Exports outDir/onnx/<epoch>.onnx unless one made from the same checkpoint by this exporter exists. */
+async function prepareCheckpoint(entry: { epoch: number; dir: string }, onnxDir: string): Promise<PreparedCheckpoint> {
+  const ck = await loadCheckpoint(entry.dir);
+  const onnxPath = path.join(onnxDir, `${entry.epoch}.onnx`);
+  const metaPath = path.join(onnxDir, `${entry.epoch}.json`);
+  const meta = { checkpointHash: ck.hash, exporterVersion: ONNX_EXPORTER_VERSION, checkpointDir: entry.dir };
+  let reuse = false;
+  try {
+    const existing = JSON.parse(await fs.readFile(metaPath, 'utf8')) as typeof meta;
+    await fs.access(onnxPath);
+    reuse = existing.checkpointHash === ck.hash && existing.exporterVersion === ONNX_EXPORTER_VERSION;
+  } catch {
+    reuse = false;
+  }
+  if (!reuse) {
+    await exportOnnx(ck.model, ck.weights, onnxPath);
+    await writeFileAtomic(metaPath, JSON.stringify(meta, null, 2) + '\n');
+  }
+  let tokenizer: BpeTokenizer;
+  try {
+    tokenizer = BpeTokenizer.fromJSON(ck.tokenizer, path.join(entry.dir, 'tokenizer.json'));
+  } catch (err) {
+    throw new Error(`checkpoint ${entry.dir}: tokenizer.json: ${(err as Error).message}`);
+  }
+  const tokenizerKey = ck.manifest.files?.['tokenizer.json'] ?? stableHash(ck.tokenizer);
+  return { epoch: entry.epoch, hash: ck.hash, model: ck.model, onnxPath, tokenizer, tokenizerKey };
+}
+
+function checkUniqueIds(records: ChatRecord[], what: string): void {
+  const seen = new Set<string>();
+  for (const r of records) {
+    if (typeof r?.id !== 'string' || r.id === '') throw new Error(`${what}: a record has no id (source ${r?.source ?? '?'})`);
+    if (seen.has(r.id)) throw new Error(`${what}: duplicate record id ${r.id}`);
+    seen.add(r.id);
+  }
+}
+
+/** Splits a dev record into the prompt turns and the reference answer (its last assistant turn). */
+export function splitDevRecord(record: ChatRecord): { promptTurns: Turn[]; reference: string } {
+  const turns = record.turns;
+  if (turns.length > 0 && turns[turns.length - 1]!.role === 'assistant') {
+    return { promptTurns: turns.slice(0, -1), reference: turns[turns.length - 1]!.content };
+  }
+  return { promptTurns: turns, reference: '' };
+}
+
+function promptText(turns: Turn[]): string {
+  if (turns.length === 1) return turns[0]!.content;
+  return turns.map((t) => `${t.role}: ${t.content}`).join('\n\n');
+}
+
+const perplexityKey = (r: { checkpointHash: string; exampleId: string; settingsHash: string }): string => `${r.checkpointHash}|${r.exampleId}|${r.settingsHash}`;
+const generationKey = (r: { checkpointHash: string; exampleId: string; sample: number; settingsHash: string }): string =>
+  `${r.checkpointHash}|${r.exampleId}|${r.sample}|${r.settingsHash}`;
+
+interface PendingTask {
+  task: EvalTask;
+  cost: number;
+  label: string;
+  exampleIds: string[];
+  onResult: (result: EvalTaskResult) => Promise<number>;
+}
+
+export async function runEvaluation(opts: EvaluationOptions): Promise<EvaluationResult> {
+  const started = Date.now();
+  const { config, outDir } = opts;
+  checkUniqueIds(opts.heldout, 'held-out set');
+  checkUniqueIds(opts.dev, 'dev set');
+  const { workers, threads } = resolveWorkers(config.workers);
+  const gen = config.generation;
+
+  // 1. Export (or reuse) one ONNX file per checkpoint.
+  const onnxDir = path.join(outDir, 'onnx');
+  const prepared: PreparedCheckpoint[] = [];
+  for (const entry of [...opts.checkpoints].sort((a, b) => a.epoch - b.epoch)) prepared.push(await prepareCheckpoint(entry, onnxDir));
+
+  const pplStore = await JsonlStore.open<PerplexityResult>(path.join(outDir, 'perplexity.jsonl'), perplexityKey);
+  const genStore = await JsonlStore.open<GenerationResult>(path.join(outDir, 'generations.jsonl'), generationKey);
+
+  // 2. Tokenise once per distinct tokenizer, then build every pending task.
+  const encodedHeldout = new Map<string, Map<number, ScoringExample[]>>();
+  const encodedPrompts = new Map<string, number[][]>();
+  const pending: PendingTask[] = [];
+  const pplSettings = new Map<string, string>();
+  const genSettingsHash = stableHash({ kind: 'generation', exporter: ONNX_EXPORTER_VERSION, seed: opts.seed, topP: gen.topP, temperature: gen.temperature, repetitionPenalty: gen.repetitionPenalty, maxNewTokens: gen.maxNewTokens });
+  const injected = (ids: string[], attempt: number): boolean =>
+    opts.faultInjection !== undefined && ids.includes(opts.faultInjection.exampleId) && attempt < opts.faultInjection.failAttempts;
+
+  for (const ck of prepared) {
+    const maxLength = Math.min(config.maxLength, ck.model.context);
+    const settingsHash = stableHash({ kind: 'perplexity', exporter: ONNX_EXPORTER_VERSION, maxLength, batchTokens: config.batchTokens });
+    pplSettings.set(ck.hash, settingsHash);
+    let byLength = encodedHeldout.get(ck.tokenizerKey);
+    if (!byLength) encodedHeldout.set(ck.tokenizerKey, (byLength = new Map()));
+    let examples = byLength.get(maxLength);
+    if (!examples) {
+      examples = opts.heldout.map((r) => {
+        let enc;
+        try {
+          enc = encodeChat(ck.tokenizer, r.turns, maxLength);
+        } catch (err) {
+          throw new Error(`held-out record ${r.id}: ${(err as Error).message}`);
+        }
+        return { id: r.id, ids: enc.ids, lossMask: enc.lossMask, bytes: enc.responseBytes };
+      });
+      byLength.set(maxLength, examples);
+    }
+    // Batches are planned over all examples (not only the missing ones) so a resumed run
+    // scores each example in exactly the batch an uninterrupted run would have used.
+    for (const batch of planBatches(examples, config.batchTokens)) {
+      const missing = batch.filter((e) => !pplStore.has(perplexityKey({ checkpointHash: ck.hash, exampleId: e.id, settingsHash })));
+      if (missing.length === 0) continue;
+      const ids = batch.map((e) => e.id);
+      const task: PerplexityTask = { kind: 'perplexity', onnxPath: ck.onnxPath, model: ck.model, threads, examples: batch };
+      pending.push({
+        task,
+        cost: batch.length * batch[0]!.ids.length,
+        label: `checkpoint epoch ${ck.epoch} (${ck.hash.slice(0, 12)}), perplexity batch of ${batch.length} examples [${ids.slice(0, 5).join(', ')}${ids.length > 5 ? ', ...' : ''}]`,
+        exampleIds: ids,
+        onResult: async (result) => {
+          if (result.kind !== 'perplexity') throw new Error('worker returned a generation result for a perplexity task');
+          const fresh = result.scores
+            .map((s): PerplexityResult => ({ checkpointHash: ck.hash, epoch: ck.epoch, exampleId: s.id, nll: s.nll, tokens: s.tokens, bytes: s.bytes, settingsHash }))
+            .filter((r) => !pplStore.has(perplexityKey(r)));
+          await pplStore.append(fresh);
+          return fresh.length;
+        },
+      });
+    }
+
+    let prompts = encodedPrompts.get(ck.tokenizerKey);
+    if (!prompts) {
+      prompts = opts.dev.map((r) => {
+        try {
+          return encodePrompt(ck.tokenizer, splitDevRecord(r).promptTurns);
+        } catch (err) {
+          throw new Error(`dev record ${r.id}: ${(err as Error).message}`);
+        }
+      });
+      encodedPrompts.set(ck.tokenizerKey, prompts);
+    }
+    opts.dev.forEach((record, index) => {
+      const { promptTurns, reference } = splitDevRecord(record);
+      const promptIds = prompts[index]!;
+      for (let sample = 0; sample < gen.samples; sample++) {
+        const base = { checkpointHash: ck.hash, exampleId: record.id, sample, settingsHash: genSettingsHash };
+        if (genStore.has(generationKey(base))) continue;
+        const fitted = fitPrompt(promptIds, gen.maxNewTokens, ck.model.context);
+        const task: GenerationTask = {
+          kind: 'generation',
+          onnxPath: ck.onnxPath,
+          model: ck.model,
+          threads,
+          promptIds,
+          eot: ck.tokenizer.special.eot,
+          seed: deriveSeed(opts.seed, ck.hash, record.id, sample),
+          generation: gen,
+        };
+        pending.push({
+          task,
+          cost: fitted.prompt.length + GENERATION_STEP_COST * fitted.maxNew,
+          label: `checkpoint epoch ${ck.epoch} (${ck.hash.slice(0, 12)}), generation for dev example ${record.id} sample ${sample}`,
+          exampleIds: [record.id],
+          onResult: async (result) => {
+            if (result.kind !== 'generation') throw new Error('worker returned a perplexity result for a generation task');
+            const out = result.output;
+            await genStore.append([
+              {
+                ...base,
+                epoch: ck.epoch,
+                prompt: promptText(promptTurns),
+                reference,
+                response: ck.tokenizer.decode(out.ids, { skipSpecial: true }),
+                endedWithEot: out.endedWithEot,
+                newTokens: out.newTokens,
+              },
+            ]);
+            return 1;
+          },
+        });
+      }
+    });
+  }
+
+  // 3. Run everything at once, biggest first.
+  pending.sort((a, b) => b.cost - a.cost);
+  const computed = { perplexity: 0, generations: 0 };
+  if (pending.length > 0) {
+    const totalUnits = pending.reduce((n, p) => n + (p.task.kind === 'perplexity' ? p.task.examples.length : 1), 0);
+    const progress = createProgress(`eval (${workers} workers)`, totalUnits, { quiet: opts.quiet });
+    const pool = new Piscina({
+      filename: new URL('./worker.mjs', import.meta.url).href,
+      minThreads: workers,
+      maxThreads: workers,
+      concurrentTasksPerWorker: 1,
+      idleTimeout: 60_000,
+    });
+    const abort = new AbortController();
+    let failure: Error | undefined;
+    const runOne = async (p: PendingTask): Promise<void> => {
+      for (let attempt = 0; ; attempt++) {
+        let result: EvalTaskResult;
+        try {
+          result = (await pool.run({ ...p.task, injectFailure: injected(p.exampleIds, attempt) }, { signal: abort.signal })) as EvalTaskResult;
+        } catch (err) {
+          if (abort.signal.aborted) return;
+          const message = (err as Error)?.message ?? String(err);
+          if (attempt === 0) {
+            if (!opts.quiet) process.stderr.write(`\n[eval] task failed, retrying once: ${p.label}: ${message}\n`);
+            continue;
+          }
+          failure ??= new Error(`evaluation failed twice on ${p.label}: ${message}`);
+          abort.abort();
+          return;
+        }
+        const added = await p.onResult(result);
+        if (p.task.kind === 'perplexity') computed.perplexity += added;
+        else computed.generations += added;
+        progress.tick(p.task.kind === 'perplexity' ? p.task.examples.length : 1, `${computed.perplexity} scored, ${computed.generations} generated`);
+        return;
+      }
+    };
+    try {
+      await Promise.all(pending.map(runOne));
+    } finally {
+      progress.done();
+      await pool.destroy();
+      await pplStore.close();
+      await genStore.close();
+    }
+    if (failure) throw failure;
+  } else {
+    await pplStore.close();
+    await genStore.close();
+  }
+
+  // 4. Assemble every requested result (fresh and earlier) in a stable order.
+  const perplexity: PerplexityResult[] = [];
+  const generations: GenerationResult[] = [];
+  const perCheckpoint: CheckpointPerplexity[] = [];
+  for (const ck of prepared) {
+    const settingsHash = pplSettings.get(ck.hash)!;
+    const rows = opts.heldout.map((r) => {
+      const row = pplStore.get(perplexityKey({ checkpointHash: ck.hash, exampleId: r.id, settingsHash }));
+      if (!row) throw new Error(`internal: no perplexity result for checkpoint epoch ${ck.epoch}, example ${r.id}`);
+      return row;
+    });
+    perplexity.push(...rows);
+    const summary = summarizeScores(rows);
+    perCheckpoint.push({ epoch: ck.epoch, checkpointHash: ck.hash, perplexity: summary.perplexity, bitsPerByte: summary.bitsPerByte, tokens: summary.tokens });
+    for (const record of opts.dev) {
+      for (let sample = 0; sample < gen.samples; sample++) {
+        const row = genStore.get(generationKey({ checkpointHash: ck.hash, exampleId: record.id, sample, settingsHash: genSettingsHash }));
+        if (!row) throw new Error(`internal: no generation for checkpoint epoch ${ck.epoch}, example ${record.id}, sample ${sample}`);
+        generations.push(row);
+      }
+    }
+  }
+  return { perplexity, generations, perCheckpoint, seconds: (Date.now() - started) / 1000, computed, workers };
+}

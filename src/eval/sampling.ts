@@ -1,0 +1,72 @@
+// LIMA's decoding step on one logits row: repetition penalty on tokens already generated
+// (CTRL-style), temperature, nucleus (top-p) filtering, then one seeded draw.
+import type { Rng } from '../util/rng.ts';
+import type { GenerationConfig } from './config.ts';
+
+/**
+ * CTRL-style penalty (Keskar et al. 2019, as in Hugging Face's RepetitionPenaltyLogitsProcessor):
+ * a token already generated gets its logit divided by `penalty` when positive and multiplied when
+ * negative, so it always becomes less likely. Each distinct token is penalised once. In place.
+ */
+export function applyRepetitionPenalty(logits: Float32Array, generated: Iterable<number>, penalty: number): void {
+  if (penalty === 1) return;
+  for (const id of new Set(generated)) {
+    const v = logits[id]!;
+    logits[id] = v > 0 ? v / penalty : v * penalty;
+  }
+}
+
+export interface Candidates {
+  /** Token ids kept by the nucleus, most probable first (ties: lower id first). */
+  ids: number[];
+  /** Their probabilities renormalised over the kept set (sum 1). */
+  probs: number[];
+}
+
+/**
+ * Softmax(logits / temperature), then the smallest set of most probable tokens whose total
+ * probability reaches `topP` (the token that crosses the threshold is kept).
+ */
+export function nucleus(logits: Float32Array, temperature: number, topP: number): Candidates {
+  const n = logits.length;
+  let max = -Infinity;
+  for (let i = 0; i < n; i++) if (logits[i]! > max) max = logits[i]!;
+  const weights = new Float64Array(n);
+  let total = 0;
+  for (let i = 0; i < n; i++) {
+    const w = Math.exp((logits[i]! - max) / temperature);
+    weights[i] = w;
+    total += w;
+  }
+  const order = Array.from({ length: n }, (_, i) => i).sort((a, b) => weights[b]! - weights[a]! || a - b);
+  const ids: number[] = [];
+  const probs: number[] = [];
+  let cumulative = 0;
+  for (const id of order) {
+    const p = weights[id]! / total;
+    ids.push(id);
+    probs.push(p);
+    cumulative += p;
+    // A tiny tolerance so p = 1 keeps everything despite rounding, and exact hits stop.
+    if (cumulative >= topP - 1e-12) break;
+  }
+  const kept = probs.reduce((a, b) => a + b, 0);
+  return { ids, probs: probs.map((p) => p / kept) };
+}
+
+/** One draw from the candidates with a uniform number u in [0, 1). */
+export function drawFrom(c: Candidates, u: number): number {
+  let cumulative = 0;
+  for (let i = 0; i < c.ids.length; i++) {
+    cumulative += c.probs[i]!;
+    if (u < cumulative) return c.ids[i]!;
+  }
+  return c.ids[c.ids.length - 1]!;
+}
+
+/** The next token: penalty on `generated`, temperature, top-p, one draw from `rng`. Copies the row. */
+export function sampleNext(logitsRow: Float32Array, generated: readonly number[], cfg: GenerationConfig, rng: Rng): number {
+  const logits = Float32Array.from(logitsRow);
+  applyRepetitionPenalty(logits, generated, cfg.repetitionPenalty);
+  return drawFrom(nucleus(logits, cfg.temperature, cfg.topP), rng());
+}

@@ -1,0 +1,85 @@
+// One onnxruntime-node session over an exported decoder (src/model/onnx-export.ts), with the
+// tensor plumbing for full-sequence scoring and KV-cached decoding.
+import * as ort from 'onnxruntime-node';
+import type { ModelConfig } from '../model/config.ts';
+import { pastKeyName, pastValueName, presentKeyName, presentValueName } from '../model/onnx-export.ts';
+
+export interface SessionOptions {
+  /** onnxruntime intra-op threads for this session. */
+  threads: number;
+}
+
+/** Per-layer present keys/values as returned by the graph, fed back as the next past. */
+export interface PastState {
+  length: number;
+  tensors: ort.Tensor[]; // [key0, value0, key1, value1, ...]
+}
+
+export interface StepOutput {
+  /** [batch, seq, vocab] */
+  logits: Float32Array;
+  present: PastState;
+}
+
+function int64Tensor(rows: readonly (readonly number[])[], width: number): ort.Tensor {
+  const data = new BigInt64Array(rows.length * width);
+  rows.forEach((row, b) => {
+    for (let t = 0; t < width; t++) data[b * width + t] = BigInt(row[t] ?? 0);
+  });
+  return new ort.Tensor('int64', data, [rows.length, width]);
+}
+
+export class DecoderSession {
+  private constructor(
+    readonly model: ModelConfig,
+    private readonly session: ort.InferenceSession,
+  ) {}
+
+  static async create(onnx: string | Uint8Array, model: ModelConfig, options: SessionOptions): Promise<DecoderSession> {
+    const sessionOptions: ort.InferenceSession.SessionOptions = {
+      intraOpNumThreads: Math.max(1, Math.floor(options.threads)),
+      interOpNumThreads: 1,
+      executionMode: 'sequential',
+      graphOptimizationLevel: 'all',
+      executionProviders: ['cpu'],
+    };
+    const session = typeof onnx === 'string' ? await ort.InferenceSession.create(onnx, sessionOptions) : await ort.InferenceSession.create(onnx, sessionOptions);
+    return new DecoderSession(model, session);
+  }
+
+  /** Past of length 0 (empty tensors) for `batch` rows. */
+  emptyPast(batch: number): PastState {
+    const { heads, dModel, layers } = this.model;
+    const headDim = dModel / heads;
+    const tensors: ort.Tensor[] = [];
+    for (let i = 0; i < 2 * layers; i++) tensors.push(new ort.Tensor('float32', new Float32Array(0), [batch, heads, 0, headDim]));
+    return { length: 0, tensors };
+  }
+
+  /**
+   * Runs the graph. `inputIds`/`positionIds` are [batch][seq] (rows shorter than seq are padded with 0),
+   * `attentionMask` is [batch][past + seq].
+   */
+  async run(inputIds: readonly (readonly number[])[], attentionMask: readonly (readonly number[])[], positionIds: readonly (readonly number[])[], past?: PastState): Promise<StepOutput> {
+    const batch = inputIds.length;
+    const seq = Math.max(...inputIds.map((r) => r.length));
+    const pastState = past ?? this.emptyPast(batch);
+    const feeds: Record<string, ort.Tensor> = {
+      input_ids: int64Tensor(inputIds, seq),
+      attention_mask: int64Tensor(attentionMask, pastState.length + seq),
+      position_ids: int64Tensor(positionIds, seq),
+    };
+    for (let i = 0; i < this.model.layers; i++) {
+      feeds[pastKeyName(i)] = pastState.tensors[2 * i]!;
+      feeds[pastValueName(i)] = pastState.tensors[2 * i + 1]!;
+    }
+    const out = await this.session.run(feeds);
+    const tensors: ort.Tensor[] = [];
+    for (let i = 0; i < this.model.layers; i++) tensors.push(out[presentKeyName(i)]!, out[presentValueName(i)]!);
+    return { logits: out.logits!.data as Float32Array, present: { length: pastState.length + seq, tensors } };
+  }
+
+  async release(): Promise<void> {
+    await this.session.release();
+  }
+}

@@ -1,0 +1,31 @@
+// What the pool's workers receive and send back (structured-clone friendly: plain data only).
+import type { ModelConfig } from '../model/config.ts';
+import type { GenerationConfig } from './config.ts';
+import type { GeneratedIds } from './generate.ts';
+import type { ExampleScore, ScoringExample } from './scoring.ts';
+
+interface TaskBase {
+  onnxPath: string;
+  model: ModelConfig;
+  /** onnxruntime intra-op threads (cores / workers). */
+  threads: number;
+  /** Test hook: the worker throws instead of working. */
+  injectFailure?: boolean;
+}
+
+export interface PerplexityTask extends TaskBase {
+  kind: 'perplexity';
+  examples: ScoringExample[];
+}
+
+export interface GenerationTask extends TaskBase {
+  kind: 'generation';
+  promptIds: number[];
+  eot: number;
+  seed: number;
+  generation: GenerationConfig;
+}
+
+export type EvalTask = PerplexityTask | GenerationTask;
+
+export type EvalTaskResult = { kind: 'perplexity'; scores: ExampleScore[] } | { kind: 'generation'; output: GeneratedIds };
