@@ -212,7 +212,7 @@ export async function runEvaluation(opts: EvaluationOptions): Promise<Evaluation
       pending.push({
         task,
         cost: batch.length * batch[0]!.ids.length,
-        label: `checkpoint epoch ${ck.epoch} (${ck.hash.slice(0, 12)}), perplexity batch of ${batch.length} examples [${ids.slice(0, 5).join(', ')}${ids.length > 5 ? ', ...' : ''}]`,
+        label: `checkpoint epoch ${ck.epoch} (${ck.hash.slice(0, 12)}), perplexity batch of held-out examples ${ids.join(', ')}`,
         exampleIds: ids,
         onResult: async (result) => {
           if (result.kind !== 'perplexity') throw new Error('worker returned a generation result for a perplexity task');
@@ -292,24 +292,25 @@ export async function runEvaluation(opts: EvaluationOptions): Promise<Evaluation
       concurrentTasksPerWorker: 1,
       idleTimeout: 60_000,
     });
-    const abort = new AbortController();
+    const cancel = new Int32Array(new SharedArrayBuffer(4));
     let failure: Error | undefined;
     const runOne = async (p: PendingTask): Promise<void> => {
       for (let attempt = 0; ; attempt++) {
         let result: EvalTaskResult;
         try {
-          result = (await pool.run({ ...p.task, injectFailure: injected(p.exampleIds, attempt) }, { signal: abort.signal })) as EvalTaskResult;
+          result = (await pool.run({ ...p.task, injectFailure: injected(p.exampleIds, attempt), cancel })) as EvalTaskResult;
         } catch (err) {
-          if (abort.signal.aborted) return;
+          if (failure) return;
           const message = (err as Error)?.message ?? String(err);
           if (attempt === 0) {
             if (!opts.quiet) process.stderr.write(`\n[eval] task failed, retrying once: ${p.label}: ${message}\n`);
             continue;
           }
           failure ??= new Error(`evaluation failed twice on ${p.label}: ${message}`);
-          abort.abort();
+          Atomics.store(cancel, 0, 1);
           return;
         }
+        if (result.kind === 'cancelled') return;
         const added = await p.onResult(result);
         if (p.task.kind === 'perplexity') computed.perplexity += added;
         else computed.generations += added;

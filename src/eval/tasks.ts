@@ -11,6 +11,8 @@ interface TaskBase {
   threads: number;
   /** Test hook: the worker throws instead of working. */
   injectFailure?: boolean;
+  /** Int32Array over a SharedArrayBuffer: [0] != 0 means the run failed, skip the work. */
+  cancel?: Int32Array;
 }
 
 export interface PerplexityTask extends TaskBase {
@@ -28,4 +30,4 @@ export interface GenerationTask extends TaskBase {
 
 export type EvalTask = PerplexityTask | GenerationTask;
 
-export type EvalTaskResult = { kind: 'perplexity'; scores: ExampleScore[] } | { kind: 'generation'; output: GeneratedIds };
+export type EvalTaskResult = { kind: 'perplexity'; scores: ExampleScore[] } | { kind: 'generation'; output: GeneratedIds } | { kind: 'cancelled' };

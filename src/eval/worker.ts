@@ -27,6 +27,8 @@ function getSession(task: EvalTask): Promise<DecoderSession> {
 }
 
 export default async function runTask(task: EvalTask): Promise<EvalTaskResult> {
+  // Queued tasks of a failed run drain at once (aborting threads mid-task races with piscina).
+  if (task.cancel && Atomics.load(task.cancel, 0) !== 0) return { kind: 'cancelled' };
   if (task.injectFailure) throw new Error('injected failure (test hook)');
   const session = await getSession(task);
   if (task.kind === 'perplexity') return { kind: 'perplexity', scores: await scoreBatch(session, task.examples) };

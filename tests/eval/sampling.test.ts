@@ -1,0 +1,85 @@
+// LIMA decoding: repetition penalty, nucleus set, seeded reproducibility, cache == no cache.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import type { ModelConfig } from '../../src/model/config.ts';
+import { exportOnnxBytes } from '../../src/model/onnx-export.ts';
+import { DecoderSession } from '../../src/eval/session.ts';
+import { applyRepetitionPenalty, drawFrom, nucleus, sampleNext } from '../../src/eval/sampling.ts';
+import { fitPrompt, generateIds } from '../../src/eval/generate.ts';
+import { defaultGenerationConfig, validateEvalConfig, defaultEvalConfig } from '../../src/eval/config.ts';
+import { mulberry32 } from '../../src/util/rng.ts';
+import { randomWeights } from './helpers.ts';
+
+test('repetition penalty divides positive and multiplies negative logits of generated tokens, once each', () => {
+  const logits = new Float32Array([2.4, -1, 0.5, 3]);
+  applyRepetitionPenalty(logits, [0, 1, 0], 1.2);
+  assert.ok(Math.abs(logits[0]! - 2) < 1e-6);
+  assert.ok(Math.abs(logits[1]! - -1.2) < 1e-6);
+  assert.equal(logits[2], 0.5);
+  assert.equal(logits[3], 3);
+});
+
+test('top-p keeps the smallest most-probable set reaching p (hand example)', () => {
+  // Probabilities 0.5, 0.25, 0.15, 0.1 (temperature 1).
+  const logits = new Float32Array([0.15, 0.5, 0.1, 0.25].map(Math.log));
+  const c = nucleus(logits, 1, 0.9);
+  assert.deepEqual(c.ids, [1, 3, 0]); // 0.5 + 0.25 = 0.75 < 0.9; + 0.15 = 0.9 reaches it
+  assert.ok(Math.abs(c.probs[0]! - 0.5 / 0.9) < 1e-6); // float32 logits
+  assert.deepEqual(nucleus(logits, 1, 0.7).ids, [1, 3]);
+  assert.deepEqual(nucleus(logits, 1, 0.5).ids, [1]);
+  assert.deepEqual(nucleus(logits, 1, 1).ids.length, 4);
+  // Temperature sharpens: at 0.5 the probabilities are squared and renormalised (0.25/0.3525 > 0.7).
+  assert.deepEqual(nucleus(logits, 0.5, 0.7).ids, [1]);
+  assert.equal(drawFrom(c, 0), 1);
+  assert.equal(drawFrom(c, 0.99), 0);
+});
+
+test('sampleNext: same seed, same draws; the penalty can change the choice', () => {
+  const rng = mulberry32(4);
+  const row = Float32Array.from({ length: 50 }, () => rng() * 4);
+  const draw = (seed: number) => {
+    const r = mulberry32(seed);
+    return Array.from({ length: 20 }, () => sampleNext(row, [], defaultGenerationConfig, r));
+  };
+  assert.deepEqual(draw(1), draw(1));
+  assert.notDeepEqual(draw(1), draw(2));
+  // A token far ahead is always picked at p tiny, unless a huge penalty was applied to it.
+  const peaked = new Float32Array([10, 1, 1]);
+  const cfg = { ...defaultGenerationConfig, topP: 0.01 };
+  assert.equal(sampleNext(peaked, [], cfg, mulberry32(1)), 0);
+  assert.notEqual(sampleNext(peaked, [0], { ...cfg, repetitionPenalty: 100 }, mulberry32(1)), 0);
+});
+
+test('generation is reproducible from its seed, and the KV cache gives the same tokens as recomputing', async () => {
+  const model: ModelConfig = { vocab: 40, context: 48, dModel: 32, layers: 2, heads: 4 };
+  const session = await DecoderSession.create(exportOnnxBytes(model, randomWeights(model, 8, 0.4)), model, { threads: 1 });
+  const cfg = { ...defaultGenerationConfig, maxNewTokens: 20 };
+  const prompt = [3, 4, 5, 6, 7];
+  const eot = 1;
+  const a = await generateIds(session, prompt, cfg, { seed: 42, eot });
+  const b = await generateIds(session, prompt, cfg, { seed: 42, eot });
+  const noCache = await generateIds(session, prompt, cfg, { seed: 42, eot, useCache: false });
+  const other = await generateIds(session, prompt, cfg, { seed: 43, eot });
+  assert.deepEqual(a, b);
+  assert.deepEqual(noCache, a);
+  assert.ok(a.newTokens >= 1 && a.newTokens <= 20);
+  assert.equal(a.endedWithEot, a.newTokens < 20 || a.ids.length === 19);
+  assert.notDeepEqual(other.ids, a.ids);
+  await session.release();
+});
+
+test('fitPrompt keeps the end of a long prompt and leaves room for the response', () => {
+  const prompt = Array.from({ length: 100 }, (_, i) => i);
+  const { prompt: kept, maxNew } = fitPrompt(prompt, 20, 64);
+  assert.equal(kept.length, 44);
+  assert.equal(kept[kept.length - 1], 99);
+  assert.equal(maxNew, 20);
+  assert.deepEqual(fitPrompt([1, 2], 10, 64), { prompt: [1, 2], maxNew: 10 });
+});
+
+test('validateEvalConfig accepts the defaults and names the bad key', () => {
+  assert.deepEqual(validateEvalConfig(defaultEvalConfig, 'cfg'), defaultEvalConfig);
+  assert.throws(() => validateEvalConfig({ ...defaultEvalConfig, workers: 0 }, 'x.json: eval'), /x\.json: eval\.workers/);
+  assert.throws(() => validateEvalConfig({ ...defaultEvalConfig, generation: { ...defaultGenerationConfig, topP: 1.5 } }, 'e'), /e\.generation\.topP/);
+  assert.throws(() => validateEvalConfig({ ...defaultEvalConfig, bogus: 1 }, 'e'), /e\.bogus: unknown key/);
+});
