@@ -54,14 +54,19 @@ export function negLogProb(logits: Float32Array, offset: number, vocab: number, 
   return Math.log(sum) + max - logits[offset + target]!;
 }
 
-/** NLL per example from [batch, width, vocab] logits of right-padded rows. */
-export function nllFromLogits(logits: Float32Array, batch: readonly ScoringExample[], width: number, vocab: number): ExampleScore[] {
+/**
+ * NLL per example from [batch, width, vocab] logits of right-padded rows. With `logsumexp`
+ * ([batch, width], from the graph) each token costs one subtraction; without it, a float64
+ * log-sum-exp over the row in JS (the reference path).
+ */
+export function nllFromLogits(logits: Float32Array, batch: readonly ScoringExample[], width: number, vocab: number, logsumexp?: Float32Array): ExampleScore[] {
   return batch.map((ex, b) => {
     let nll = 0;
     let tokens = 0;
     for (let t = 1; t < ex.ids.length; t++) {
       if (ex.lossMask[t] !== 1) continue;
-      nll += negLogProb(logits, (b * width + t - 1) * vocab, vocab, ex.ids[t]!);
+      const row = b * width + t - 1;
+      nll += logsumexp ? logsumexp[row]! - logits[row * vocab + ex.ids[t]!]! : negLogProb(logits, row * vocab, vocab, ex.ids[t]!);
       tokens++;
     }
     return { id: ex.id, nll, tokens, bytes: ex.bytes };
@@ -79,8 +84,8 @@ export async function scoreBatch(session: DecoderSession, batch: readonly Scorin
   const width = Math.max(...inputs.map((r) => r.length));
   const mask = inputs.map((r) => Array.from({ length: width }, (_, t) => (t < r.length ? 1 : 0)));
   const positions = inputs.map(() => Array.from({ length: width }, (_, t) => t));
-  const { logits } = await session.run(inputs, mask, positions);
-  return nllFromLogits(logits, batch, width, vocab);
+  const { logits, logsumexp } = await session.run(inputs, mask, positions);
+  return nllFromLogits(logits, batch, width, vocab, logsumexp);
 }
 
 export interface PerplexitySummary {

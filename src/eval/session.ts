@@ -18,6 +18,8 @@ export interface PastState {
 export interface StepOutput {
   /** [batch, seq, vocab] */
   logits: Float32Array;
+  /** [batch, seq]: log-sum-exp of each logits row (computed in the graph). */
+  logsumexp: Float32Array;
   present: PastState;
 }
 
@@ -76,7 +78,7 @@ export class DecoderSession {
     const out = await this.session.run(feeds);
     const tensors: ort.Tensor[] = [];
     for (let i = 0; i < this.model.layers; i++) tensors.push(out[presentKeyName(i)]!, out[presentValueName(i)]!);
-    return { logits: out.logits!.data as Float32Array, present: { length: pastState.length + seq, tensors } };
+    return { logits: out.logits!.data as Float32Array, logsumexp: out.logsumexp!.data as Float32Array, present: { length: pastState.length + seq, tensors } };
   }
 
   async release(): Promise<void> {

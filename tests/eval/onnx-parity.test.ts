@@ -41,7 +41,7 @@ test('the exported file is a valid ModelProto with the decoder inputs and output
   const decoded = decodeModel(bytes);
   assert.equal(decoded.opsetImport[0]!.version, 20);
   assert.deepEqual(decoded.graph.input.map((i) => i.name).slice(0, 4), ['input_ids', 'attention_mask', 'position_ids', 'past_key_values.0.key']);
-  assert.deepEqual(decoded.graph.output.map((o) => o.name).slice(0, 3), ['logits', 'present.0.key', 'present.0.value']);
+  assert.deepEqual(decoded.graph.output.map((o) => o.name).slice(0, 4), ['logits', 'logsumexp', 'present.0.key', 'present.0.value']);
   const wte = decoded.graph.initializer.find((t) => t.name === 'wte')!;
   assert.deepEqual(wte.dims, [model.vocab, model.dModel]);
   await fs.rm(dir, { recursive: true, force: true });
