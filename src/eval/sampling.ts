@@ -17,7 +17,7 @@ export function applyRepetitionPenalty(logits: Float32Array, generated: Iterable
 }
 
 export interface Candidates {
-  /** Token ids kept by the nucleus, most probable first (ties: lower id first). */
+  /** Token ids kept by the nucleus, in id order (any fixed order samples the same distribution). */
   ids: number[];
   /** Their probabilities renormalised over the kept set (sum 1). */
   probs: number[];
@@ -25,7 +25,8 @@ export interface Candidates {
 
 /**
  * Softmax(logits / temperature), then the smallest set of most probable tokens whose total
- * probability reaches `topP` (the token that crosses the threshold is kept).
+ * probability reaches `topP` (the token that crosses the threshold is kept; among tokens of
+ * equal probability at the boundary, lower ids first).
  */
 export function nucleus(logits: Float32Array, temperature: number, topP: number): Candidates {
   const n = logits.length;
@@ -38,20 +39,31 @@ export function nucleus(logits: Float32Array, temperature: number, topP: number)
     weights[i] = w;
     total += w;
   }
-  const order = Array.from({ length: n }, (_, i) => i).sort((a, b) => weights[b]! - weights[a]! || a - b);
-  const ids: number[] = [];
-  const probs: number[] = [];
+  // Find how many tokens the nucleus needs from the weights alone (a native numeric sort, much
+  // cheaper per decoding step than sorting ids with a comparator), then collect just those ids.
+  const sorted = weights.slice().sort().reverse();
   let cumulative = 0;
-  for (const id of order) {
-    const p = weights[id]! / total;
-    ids.push(id);
-    probs.push(p);
-    cumulative += p;
-    // A tiny tolerance so p = 1 keeps everything despite rounding, and exact hits stop.
+  let count = 0;
+  // A tiny tolerance so p = 1 keeps everything despite rounding, and exact hits stop.
+  while (count < n) {
+    cumulative += sorted[count]! / total;
+    count++;
     if (cumulative >= topP - 1e-12) break;
   }
-  const kept = probs.reduce((a, b) => a + b, 0);
-  return { ids, probs: probs.map((p) => p / kept) };
+  const threshold = sorted[count - 1]!;
+  let above = 0;
+  while (above < count && sorted[above]! > threshold) above++;
+  let tiesWanted = count - above; // tokens at exactly the threshold weight, lowest ids first
+  const ids: number[] = [];
+  for (let i = 0; i < n; i++) {
+    if (weights[i]! > threshold) ids.push(i);
+    else if (weights[i] === threshold && tiesWanted > 0) {
+      ids.push(i);
+      tiesWanted--;
+    }
+  }
+  const kept = ids.reduce((sum, id) => sum + weights[id]!, 0);
+  return { ids, probs: ids.map((id) => weights[id]! / kept) };
 }
 
 /** One draw from the candidates with a uniform number u in [0, 1). */

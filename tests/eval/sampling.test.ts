@@ -23,15 +23,19 @@ test('top-p keeps the smallest most-probable set reaching p (hand example)', () 
   // Probabilities 0.5, 0.25, 0.15, 0.1 (temperature 1).
   const logits = new Float32Array([0.15, 0.5, 0.1, 0.25].map(Math.log));
   const c = nucleus(logits, 1, 0.9);
-  assert.deepEqual(c.ids, [1, 3, 0]); // 0.5 + 0.25 = 0.75 < 0.9; + 0.15 = 0.9 reaches it
-  assert.ok(Math.abs(c.probs[0]! - 0.5 / 0.9) < 1e-6); // float32 logits
+  assert.deepEqual(c.ids, [0, 1, 3]); // 0.5 + 0.25 = 0.75 < 0.9; + 0.15 = 0.9 reaches it (ids in id order)
+  assert.ok(Math.abs(c.probs[1]! - 0.5 / 0.9) < 1e-6); // float32 logits
+  assert.ok(Math.abs(c.probs[0]! - 0.15 / 0.9) < 1e-6);
   assert.deepEqual(nucleus(logits, 1, 0.7).ids, [1, 3]);
+  // Ties at the boundary: lower ids first.
+  assert.deepEqual(nucleus(new Float32Array([0, 0, 0, 0]), 1, 0.5).ids, [0, 1]);
   assert.deepEqual(nucleus(logits, 1, 0.5).ids, [1]);
   assert.deepEqual(nucleus(logits, 1, 1).ids.length, 4);
   // Temperature sharpens: at 0.5 the probabilities are squared and renormalised (0.25/0.3525 > 0.7).
   assert.deepEqual(nucleus(logits, 0.5, 0.7).ids, [1]);
-  assert.equal(drawFrom(c, 0), 1);
-  assert.equal(drawFrom(c, 0.99), 0);
+  assert.equal(drawFrom(c, 0), 0);
+  assert.equal(drawFrom(c, 0.5), 1);
+  assert.equal(drawFrom(c, 0.99), 3);
 });
 
 test('sampleNext: same seed, same draws; the penalty can change the choice', () => {
