@@ -87,3 +87,20 @@ test('validateEvalConfig accepts the defaults and names the bad key', () => {
   assert.throws(() => validateEvalConfig({ ...defaultEvalConfig, generation: { ...defaultGenerationConfig, topP: 1.5 } }, 'e'), /e\.generation\.topP/);
   assert.throws(() => validateEvalConfig({ ...defaultEvalConfig, bogus: 1 }, 'e'), /e\.bogus: unknown key/);
 });
+
+test('with the KV cache every step after the prompt feeds exactly one new token', async () => {
+  const model: ModelConfig = { vocab: 40, context: 64, dModel: 16, layers: 1, heads: 2 };
+  const session = await DecoderSession.create(exportOnnxBytes(model, randomWeights(model, 5, 0.4)), model, { threads: 1 });
+  const calls: Array<{ width: number; past: number }> = [];
+  const run = session.run.bind(session);
+  session.run = async (ids, mask, pos, past) => {
+    calls.push({ width: ids[0]!.length, past: past?.length ?? 0 });
+    return run(ids, mask, pos, past);
+  };
+  const out = await generateIds(session, [2, 3, 4, 5], { ...defaultGenerationConfig, maxNewTokens: 12 }, { seed: 3, eot: -1 });
+  assert.equal(out.newTokens, 12);
+  assert.equal(calls.length, 12); // the prompt pass samples token 1; 11 single-token steps follow
+  assert.deepEqual(calls[0], { width: 4, past: 0 });
+  calls.slice(1).forEach((c, i) => assert.deepEqual(c, { width: 1, past: 4 + i }));
+  await session.release();
+});
