@@ -36,7 +36,7 @@ export function decodeEntities(text: string): string {
         return whole;
       }
     }
-    const known = NAMED_ENTITIES[name] ?? (sax.ENTITIES as Record<string, string | number>)[name];
+    const known = NAMED_ENTITIES[name] ?? ((sax as unknown as { ENTITIES: Record<string, string | number> }).ENTITIES)[name];
     if (known === undefined) return whole;
     return typeof known === 'number' ? String.fromCodePoint(known) : known;
   });
@@ -110,6 +110,10 @@ function convert(html: string): string {
       const indent = '  '.repeat(Math.max(0, lists.length - 1));
       if (list?.ordered) top().text += `${indent}${list.next++}. `;
       else top().text += `${indent}- `;
+    } else if (tag === 'img') {
+      // Image-only answers are common; keep what the author said the image shows.
+      const alt = typeof node.attributes.alt === 'string' ? node.attributes.alt.trim() : '';
+      appendText(alt ? `[image: ${alt}]` : '[image]');
     } else if (tag === 'br') {
       top().text = top().text.replace(/ $/, '') + '\n';
     } else if (tag === 'tr' || tag === 'dt' || tag === 'dd') {
