@@ -16,7 +16,7 @@ export type Params = Map<string, tf.Variable>;
 
 /** y = a @ b for 2D a [m, k], b [k, n]; the gradient uses explicit transposes so that every
  *  product stays a plain (fast) 2D matmul on wasm. */
-export const matmul2d = tf.customGrad((a: tf.Tensor, b: tf.Tensor, save: tf.GradSaveFunc) => {
+export const matmul2d = tf.customGrad(((a: tf.Tensor, b: tf.Tensor, save: tf.GradSaveFunc) => {
   save([a, b]);
   return {
     value: tf.matMul(a as tf.Tensor2D, b as tf.Tensor2D),
@@ -25,18 +25,18 @@ export const matmul2d = tf.customGrad((a: tf.Tensor, b: tf.Tensor, save: tf.Grad
       return [tf.matMul(dy as tf.Tensor2D, tf.transpose(sb)), tf.matMul(tf.transpose(sa), dy as tf.Tensor2D)];
     },
   };
-}) as (a: tf.Tensor2D, b: tf.Tensor2D) => tf.Tensor2D;
+}) as unknown as Parameters<typeof tf.customGrad>[0]) as (a: tf.Tensor2D, b: tf.Tensor2D) => tf.Tensor2D;
 
 /** Rows of `table` [vocab, d] for `ids` (flat int32, n) -> [n, d]. The gradient scatters
  *  (summing repeated ids) with ScatterNd instead of gather's UnsortedSegmentSum. */
 export function embedRows(table: tf.Tensor2D, ids: tf.Tensor1D): tf.Tensor2D {
-  const lookup = tf.customGrad((t: tf.Tensor, save: tf.GradSaveFunc) => {
+  const lookup = tf.customGrad(((t: tf.Tensor, save: tf.GradSaveFunc) => {
     save([]);
     return {
       value: tf.gather(t, ids),
       gradFunc: (dy: tf.Tensor) => tf.scatterND(tf.expandDims(ids, 1), dy, t.shape),
     };
-  }) as (t: tf.Tensor2D) => tf.Tensor2D;
+  }) as unknown as Parameters<typeof tf.customGrad>[0]) as (t: tf.Tensor2D) => tf.Tensor2D;
   return lookup(table);
 }
 

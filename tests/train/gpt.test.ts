@@ -89,7 +89,7 @@ test('the loss is the mean NLL over response targets only: prompt targets carry 
 });
 
 test('AdamW: one step by hand, decoupled decay on matrices only', () => {
-  const params = new Map([
+  const params = new Map<string, tf.Variable>([
     ['w', tf.variable(tf.tensor2d([[1, -2]], [1, 2]))],
     ['b', tf.variable(tf.tensor1d([0.5]))],
   ]);
