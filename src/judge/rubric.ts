@@ -6,7 +6,7 @@
 import type { Judge, JudgeInput, Judgment, JudgeStats } from './types.ts';
 
 /** Sub-score weights; sub-scores that cannot be computed (no reference) are left out and the rest renormalised. */
-export const RUBRIC_WEIGHTS = { content: 0.4, completeness: 0.2, degeneration: 0.25, organisation: 0.15 } as const;
+export const RUBRIC_WEIGHTS = { content: 0.5, completeness: 0.2, degeneration: 0.2, organisation: 0.1 } as const;
 export type RubricSubscore = keyof typeof RUBRIC_WEIGHTS;
 
 /** Length ratio (response / reference words) outside [0.3, 3] is penalised proportionally. */
@@ -18,9 +18,9 @@ const RUN_ON_WORDS = 150;
 const LCS_MAX_WORDS = 2000;
 
 export const RUBRIC_FORMULA =
-  'score = 1 + round(5 x weighted mean of sub-scores in [0,1]); weights content 0.4, completeness 0.2, degeneration 0.25, organisation 0.15, ' +
+  'score = 1 + round(5 x weighted mean of sub-scores in [0,1]); weights content 0.5, completeness 0.2, degeneration 0.2, organisation 0.1, ' +
   'renormalised over the sub-scores that apply (no reference: content, and the length part of completeness, are left out). ' +
-  'content = ROUGE-L F1 (longest common subsequence of lowercased word tokens) of response vs reference; ' +
+  'content = ROUGE-L F1 (longest common subsequence of lowercased word tokens, common English function words removed) of response vs reference; ' +
   'completeness = mean of [1 if it ended with end-of-turn, 0 if truncated] and [length ratio vs reference, 1 inside 0.3x..3x, else ratio/0.3 or 3/ratio]; ' +
   'degeneration (higher = better) = mean of (1 - fraction of repeated word 4-grams) and distinct-2 (unique / total word bigrams); ' +
   `organisation = share of the reference's structure kinds (list: bullets or numbers; headings; paragraphs) the response also has, ` +
@@ -28,6 +28,21 @@ export const RUBRIC_FORMULA =
 
 export function wordTokens(text: string): string[] {
   return text.toLowerCase().match(/[\p{L}\p{N}]+(?:['’][\p{L}]+)*/gu) ?? [];
+}
+
+// Function words are left out of the content overlap: two unrelated English answers share
+// many of them, which would give an off-topic answer ROUGE-L near 0.2 instead of near 0.
+const FUNCTION_WORDS = new Set(
+  ('a an the and or but if then so of to in on at by for with from as into about than that this these those it its ' +
+    'is are was were be been being am do does did have has had i you he she we they me him her us them my your our their ' +
+    'not no can could will would should may might must there here what which who whom how when where why all any some')
+    .split(' '),
+);
+
+/** Word tokens without function words (all tokens when nothing else is left). */
+export function contentTokens(tokens: readonly string[]): string[] {
+  const kept = tokens.filter((t) => !FUNCTION_WORDS.has(t));
+  return kept.length > 0 ? kept : [...tokens];
 }
 
 /** Longest common subsequence length (two-row dynamic programme). */
@@ -114,7 +129,7 @@ export function rubricJudgment(input: JudgeInput): Judgment {
   const reference = input.reference !== undefined && wordTokens(input.reference).length > 0 ? input.reference : undefined;
   const referenceTokens = reference !== undefined ? wordTokens(reference) : undefined;
   const subscores: Partial<Record<RubricSubscore, number>> = {};
-  if (referenceTokens) subscores.content = rougeLF1(tokens, referenceTokens);
+  if (referenceTokens) subscores.content = rougeLF1(contentTokens(tokens), contentTokens(referenceTokens));
   const completeness = completenessScore(input, tokens.length, referenceTokens?.length);
   if (completeness !== undefined) subscores.completeness = completeness;
   subscores.degeneration = degenerationScore(tokens);
@@ -151,7 +166,7 @@ export function createRubricJudge(): Judge {
     describe() {
       return (
         'Offline rubric judge, a transparent proxy for human or LLM judgment of helpfulness (not a replacement): ' +
-        'score = 1 + round(5 x weighted mean of content ROUGE-L F1 vs the reference 0.4, completeness 0.2, degeneration 0.25, organisation 0.15).'
+        'score = 1 + round(5 x weighted mean of content ROUGE-L F1 vs the reference 0.5, completeness 0.2, degeneration 0.2, organisation 0.1).'
       );
     },
     async judge(input) {
