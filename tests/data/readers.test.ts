@@ -1,0 +1,165 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { promises as fs } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { DataError, detectFormat, readRecords } from '../../src/data/readers.ts';
+import { htmlToText } from '../../src/data/html-to-text.ts';
+
+async function fixture(name: string, text: string): Promise<string> {
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'lima-'));
+  const file = path.join(dir, name);
+  await fs.writeFile(file, text);
+  return file;
+}
+const xmlEscape = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
+
+test('LIMA JSONL: alternating turns, source kept, multi-turn not a pair', async () => {
+  const file = await fixture('lima.jsonl', [
+    JSON.stringify({ conversations: ['Q1', 'A1'], source: 'stackexchange' }),
+    JSON.stringify({ conversations: ['Q2', 'A2', 'Q3', 'A3'], source: 'wikihow' }),
+  ].join('\n') + '\n');
+  assert.equal(await detectFormat(file), 'lima');
+  const r = await readRecords(file);
+  assert.equal(r.records.length, 2);
+  assert.equal(r.pairs, 1);
+  assert.equal(r.records[0]!.source, 'stackexchange');
+  assert.deepEqual(r.records[1]!.turns.map((t) => t.role), ['user', 'assistant', 'user', 'assistant']);
+  assert.notEqual(r.records[0]!.id, r.records[1]!.id);
+});
+
+test('Alpaca JSON array: input appended after a blank line, history becomes earlier turns', async () => {
+  const file = await fixture('a.json', JSON.stringify([
+    { instruction: 'Translate', input: 'bonjour', output: 'hello' },
+    { instruction: 'And this?', input: '', output: 'goodbye', history: [['Hi', 'Hello!'], ['How are you?', 'Fine.']] },
+  ], null, 2));
+  assert.equal(await detectFormat(file), 'alpaca');
+  const r = await readRecords(file);
+  assert.equal(r.records[0]!.turns[0]!.content, 'Translate\n\nbonjour');
+  assert.deepEqual(r.records[1]!.turns.map((t) => t.content), ['Hi', 'Hello!', 'How are you?', 'Fine.', 'And this?', 'goodbye']);
+  assert.equal(r.pairs, 1);
+});
+
+test('Alpaca JSONL and error naming file, line and field; skipInvalid counts reasons', async () => {
+  const file = await fixture('x.jsonl', [
+    JSON.stringify({ instruction: 'a', input: '', output: 'b' }),
+    JSON.stringify({ instruction: 'c', input: '', output: '' }),
+    '{not json',
+    JSON.stringify({ instruction: 'e', output: 'f' }),
+  ].join('\n'));
+  assert.equal(await detectFormat(file), 'alpaca');
+  await assert.rejects(readRecords(file), (err: unknown) => err instanceof DataError && err.message === `${file}:2: field "output": expected a non-empty string, got an empty string`);
+  const r = await readRecords(file, { skipInvalid: true });
+  assert.equal(r.records.length, 2);
+  assert.equal(r.skipped, 2);
+  assert.deepEqual(r.skippedByReason, { 'empty-output': 1, 'bad-json': 1 });
+});
+
+test('Alpaca JSON array error names the line of the bad element', async () => {
+  const file = await fixture('arr.json', '[\n  {"instruction": "a", "output": "b"},\n  {"instruction": "c",\n   "output": 3}\n]\n');
+  await assert.rejects(readRecords(file), /arr\.json:3: record 1: field "output": expected a non-empty string, got number/);
+});
+
+test('chat JSONL: prompt/response, messages, question/answer; unknown role is an error', async () => {
+  const file = await fixture('c.jsonl', [
+    JSON.stringify({ prompt: 'p', response: 'r' }),
+    JSON.stringify({ messages: [{ role: 'system', content: 's' }, { role: 'user', content: 'u' }, { role: 'assistant', content: 'a' }] }),
+    JSON.stringify({ question: 'q', answer: 'ans', questionId: '1' }),
+    JSON.stringify({ messages: [{ role: 'bot', content: 'x' }] }),
+  ].join('\n'));
+  assert.equal(await detectFormat(file), 'chat');
+  await assert.rejects(readRecords(file), /c\.jsonl:4: field "messages\[0\]\.role": expected one of system, user, assistant, got "bot"/);
+  const r = await readRecords(file, { skipInvalid: true });
+  assert.equal(r.records.length, 3);
+  assert.equal(r.pairs, 3); // the system turn does not stop a record being one pair
+  assert.deepEqual(r.records[2]!.turns, [{ role: 'user', content: 'q' }, { role: 'assistant', content: 'ans' }]);
+  assert.deepEqual(r.skippedByReason, { 'unknown-role': 1 });
+});
+
+function row(attrs: Record<string, string | number>): string {
+  return `  <row ${Object.entries(attrs).map(([k, v]) => `${k}="${xmlEscape(String(v))}"`).join(' ')} />`;
+}
+
+test('Posts.xml: accepted answer, best-scored fallback, score-0 ignored, orphans, answers before their question', async () => {
+  const rows = [
+    // Answer 11 arrives before its question 10 (accepted, score 0 still wins as accepted).
+    row({ Id: 11, PostTypeId: 2, ParentId: 10, Score: 0, Body: '<p>accepted &amp; early</p>' }),
+    row({ Id: 12, PostTypeId: 2, ParentId: 10, Score: 9, Body: '<p>higher score but not accepted</p>' }),
+    row({ Id: 10, PostTypeId: 1, AcceptedAnswerId: 11, Score: 3, Title: 'Question ten?', Body: '<p>Body <code>x</code></p>' }),
+    // Question 20: no accepted answer; best score wins, ties go to the lower Id.
+    row({ Id: 20, PostTypeId: 1, Score: 1, Title: 'Twenty', Body: '<p>b</p>' }),
+    row({ Id: 23, PostTypeId: 2, ParentId: 20, Score: 4, Body: '<p>later tie</p>' }),
+    row({ Id: 22, PostTypeId: 2, ParentId: 20, Score: 4, Body: '<p>best</p>' }),
+    row({ Id: 21, PostTypeId: 2, ParentId: 20, Score: 1, Body: '<p>ok</p>' }),
+    // Question 30: only a score-0 answer -> unanswered.
+    row({ Id: 30, PostTypeId: 1, Score: 1, Title: 'Thirty', Body: '<p>c</p>' }),
+    row({ Id: 31, PostTypeId: 2, ParentId: 30, Score: 0, Body: '<p>meh</p>' }),
+    // Orphans: parent 99 is not in the file.
+    row({ Id: 40, PostTypeId: 2, ParentId: 99, Score: 5, Body: '<p>orphan</p>' }),
+    row({ Id: 41, PostTypeId: 2, ParentId: 99, Score: 1, Body: '<p>orphan 2</p>' }),
+    row({ Id: 50, PostTypeId: 4, Body: 'tag wiki' }),
+  ];
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'lima-'));
+  await fs.mkdir(path.join(dir, 'beer'));
+  const file = path.join(dir, 'beer', 'Posts.xml');
+  await fs.writeFile(file, `\uFEFF<?xml version="1.0" encoding="utf-8"?>\n<posts>\n${rows.join('\n')}\n</posts>\n`);
+  assert.equal(await detectFormat(file), 'se-xml');
+  const r = await readRecords(file);
+  assert.deepEqual(r.records.map((x) => x.id), ['beer:10', 'beer:20']);
+  assert.equal(r.records[0]!.source, 'beer');
+  assert.equal(r.records[0]!.turns[0]!.content, 'Question ten?\n\nBody `x`');
+  assert.equal(r.records[0]!.turns[1]!.content, 'accepted & early');
+  assert.equal(r.records[1]!.turns[1]!.content, 'best');
+  assert.deepEqual(r.skippedByReason, { unanswered: 1, 'orphan-answer': 2 });
+  assert.equal(r.pairs, 2);
+});
+
+test('Posts.xml cut off before </posts> still yields what was read; malformed XML names the line', async () => {
+  const cut = await fixture('Posts.xml', `<posts>\n${row({ Id: 1, PostTypeId: 1, Title: 'T', Body: 'b', AcceptedAnswerId: 2 })}\n${row({ Id: 2, PostTypeId: 2, ParentId: 1, Score: 0, Body: 'a' })}\n`);
+  assert.equal((await readRecords(cut)).records.length, 1);
+  const bad = await fixture('Posts.xml', `<posts>\n${row({ Id: 1, PostTypeId: 1, Title: 'T', Body: 'b' })}\n  <row Id="2" PostTypeId="2" ParentId=1 />\n</posts>`);
+  await assert.rejects(readRecords(bad, { format: 'se-xml' }), /Posts\.xml:3: malformed XML/);
+});
+
+test('detectFormat rejects what it cannot recognise', async () => {
+  const file = await fixture('odd.jsonl', JSON.stringify({ foo: 1 }) + '\n');
+  await assert.rejects(detectFormat(file), /odd\.jsonl:1: cannot tell the format/);
+});
+
+test('html-to-text: paragraphs, nested lists, pre/code fencing, inline code, entities, headings, quotes', () => {
+  const html = '<h2>Title</h2><p>One &amp; two &lt;tag&gt; &quot;q&quot; &#39;s&#39; &#x41;&#66;&nbsp;x</p>\n<p>Line<br>break and <a href="u">a link</a> with <code>f(x)</code>.</p>' +
+    '<ul><li>apple</li><li>fruit<ol><li>first</li><li>second</li></ol></li></ul>' +
+    '<pre><code>if (a &lt; b) {\n  return 1;\n}\n</code></pre><blockquote><p>quoted</p></blockquote>';
+  assert.equal(
+    htmlToText(html),
+    [
+      '## Title',
+      '',
+      `One & two <tag> "q" 's' AB x`, // &nbsp; becomes a plain space
+      '',
+      'Line',
+      'break and a link with `f(x)`.',
+      '',
+      '- apple',
+      '- fruit',
+      '  1. first',
+      '  2. second',
+      '',
+      '```',
+      'if (a < b) {',
+      '  return 1;',
+      '}',
+      '```',
+      '',
+      '> quoted',
+    ].join('\n'),
+  );
+});
+
+test('html-to-text never throws on messy HTML and keeps <script> text as text', () => {
+  assert.equal(htmlToText('<p>a < b && c <script>alert("x")</script></p>'), 'a < b && c alert("x")');
+  for (const messy of ['<p><b>unclosed', '</div></div>text', '<<>>', '<a href=x>y', '&#xZZZ; &bogus; &#99999999;', '<pre>never closed', '']) {
+    assert.equal(typeof htmlToText(messy), 'string');
+  }
+  assert.equal(htmlToText('<p><img src="x.png" alt="A chart"></p>'), '[image: A chart]');
+});
