@@ -118,20 +118,22 @@ test('prepare resumes: same inputs reuse the manifest without rewriting; a chang
   const { train, se } = await fixtureSet(dir);
   const out = path.join(dir, 'out');
   const c = config(train, [se], [se], { train: 20, heldout: 25, dev: 5 });
+  // Whole-second times so they can be restored exactly below.
+  const fixedTime = 1_700_000_000;
+  await fs.utimes(train, fixedTime, fixedTime);
   const first = await prepareData(c, 1, out);
   const mtimes = await Promise.all(['train.jsonl', 'heldout.jsonl', 'dev.jsonl', 'manifest.json'].map(async (f) => (await fs.stat(path.join(out, f))).mtimeMs));
   // Prove the sources are not re-read: overwrite train with invalid JSON of the same size and
   // restore its mtime, so only a re-read would notice (and fail).
   const original = await fs.readFile(train);
-  const stat = await fs.stat(train);
   await fs.writeFile(train, Buffer.alloc(original.length, 0x7b));
-  await fs.utimes(train, stat.atime, stat.mtime);
+  await fs.utimes(train, fixedTime, fixedTime);
   const second = await prepareData(c, 1, out);
   assert.deepEqual(second, first);
   const mtimes2 = await Promise.all(['train.jsonl', 'heldout.jsonl', 'dev.jsonl', 'manifest.json'].map(async (f) => (await fs.stat(path.join(out, f))).mtimeMs));
   assert.deepEqual(mtimes2, mtimes);
   await fs.writeFile(train, original);
-  await fs.utimes(train, stat.atime, stat.mtime);
+  await fs.utimes(train, fixedTime, fixedTime);
   // A corrupted output file is detected by its hash and rebuilt.
   await fs.writeFile(path.join(out, 'dev.jsonl'), 'garbage\n');
   const third = await prepareData(c, 1, out);
