@@ -154,7 +154,7 @@ export async function buildWordnetDataset(seed: number, counts: { train: number;
       // Examples are needed by most templates; cursor order keeps this deterministic.
       const { synset, word } = take(needExample, `${name} set`, n);
       const turns = curatedPair(synset, word, rng, partner);
-      out.push({ id: `wordnet-${name}-${String(i).padStart(5, '0')}`, source: 'wordnet', turns });
+      out.push({ id: `wordnet-${name}-${String(i).padStart(5, '0')}-${synset.key}`, source: 'wordnet', turns });
     }
     return out;
   };
@@ -165,7 +165,7 @@ export async function buildWordnetDataset(seed: number, counts: { train: number;
   const heldout: ChatRecord[] = [];
   for (let i = 0; i < counts.heldout; i++) {
     const { synset, word } = take(false, 'held-out set', counts.heldout);
-    heldout.push({ id: `wordnet-heldout-${String(i).padStart(5, '0')}`, source: 'wordnet', turns: terseQa(synset, word, heldoutRng) });
+    heldout.push({ id: `wordnet-heldout-${String(i).padStart(5, '0')}-${synset.key}`, source: 'wordnet', turns: terseQa(synset, word, heldoutRng) });
   }
 
   // Pretraining text: synsets none of the three sets touched.
