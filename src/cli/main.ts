@@ -31,7 +31,7 @@ Options:
   --run-dir DIR      checkpoints and intermediate results (default checkpoints/<name>)
   --train FILE       training data, overriding the config's (the builtin dataset is then not used)
   --heldout FILE     held-out data for perplexity (repeatable), overriding the config's
-  --dev FILE         dev data for generation quality, overriding the config's
+  --dev FILE         dev data for generation quality (repeatable), overriding the config's
   --resume           accepted for clarity: every run resumes what a killed run finished
   --quiet            no progress output
   -h, --help         this help
@@ -47,7 +47,7 @@ async function experimentCommand(command: 'experiment' | 'train' | 'evaluate', a
       'run-dir': { type: 'string' },
       train: { type: 'string' },
       heldout: { type: 'string', multiple: true },
-      dev: { type: 'string' },
+      dev: { type: 'string', multiple: true },
       resume: { type: 'boolean' },
       quiet: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
@@ -75,7 +75,7 @@ async function experimentCommand(command: 'experiment' | 'train' | 'evaluate', a
   return 0;
 }
 
-function applyDataOverrides(config: ExperimentConfig, values: { train?: string; heldout?: string[]; dev?: string }): void {
+function applyDataOverrides(config: ExperimentConfig, values: { train?: string; heldout?: string[]; dev?: string[] }): void {
   const override = (file: string) => [{ path: file }];
   if (values.train || values.heldout || values.dev) {
     if (config.data.builtin && !(values.train && values.heldout && values.dev)) {
@@ -85,7 +85,7 @@ function applyDataOverrides(config: ExperimentConfig, values: { train?: string; 
   }
   if (values.train) config.data.train = override(values.train);
   if (values.heldout) config.data.heldout = values.heldout.map((f) => ({ path: f }));
-  if (values.dev) config.data.dev = override(values.dev);
+  if (values.dev) config.data.dev = values.dev.map((f) => ({ path: f }));
 }
 
 class UsageError extends Error {}

@@ -250,7 +250,9 @@ export async function runEvaluation(opts: EvaluationOptions): Promise<Evaluation
           threads,
           promptIds,
           eot: ck.tokenizer.special.eot,
-          seed: deriveSeed(opts.seed, ck.hash, record.id, sample),
+          // Seeded by epoch, not by the checkpoint's hash (its manifest holds a write time), so a
+          // rerun from scratch with the same config draws the same samples.
+          seed: deriveSeed(opts.seed, ck.epoch, record.id, sample),
           generation: gen,
         };
         pending.push({

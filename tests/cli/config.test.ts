@@ -1,0 +1,79 @@
+// Experiment configs: the shipped ones validate; unknown keys and wrong types are errors naming
+// the key; the command line's data paths replace the config's.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { promises as fs } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { loadExperimentConfig, validateExperimentConfig } from '../../src/cli/config.ts';
+
+const root = path.resolve(import.meta.dirname, '../..');
+const cli = path.join(root, 'bin/lima-harness.mjs');
+
+test('every config in experiments/ validates and takes LIMA defaults where it is silent', async () => {
+  for (const name of ['default', 'ci', 'lima-se']) {
+    const config = await loadExperimentConfig(path.join(root, 'experiments', `${name}.json`));
+    assert.equal(config.name, name);
+    assert.equal(config.train.epochs, 15);
+    assert.equal(config.train.weightDecay, 0.1);
+    assert.deepEqual(config.analysis.window, [5, 10]);
+    assert.equal(config.data.counts.heldout > 0, true);
+  }
+});
+
+function base(): Record<string, unknown> {
+  return {
+    name: 'x', seed: 1,
+    data: { builtin: 'wordnet', train: [], heldout: [], dev: [], counts: { train: 10, heldout: 10, dev: 2 } },
+    model: { context: 32, dModel: 16, layers: 1, heads: 2 },
+    train: { maxLength: 32 },
+  };
+}
+
+test('unknown keys and wrong types are errors that name the key', () => {
+  const cases: Array<[(c: Record<string, any>) => void, RegExp]> = [
+    [(c) => (c.modle = {}), /cfg\.json\.modle: unknown key/],
+    [(c) => (c.train.learningRate = 1), /train\.learningRate: unknown key/],
+    [(c) => (c.train.epochs = 'ten'), /train\.epochs: expected a positive integer/],
+    [(c) => (c.model.heads = 3), /heads \(3\) must divide/],
+    [(c) => (c.model.context = 0), /model\.context: must be >= 1/],
+    [(c) => (c.seed = -1), /seed: must be >= 0/],
+    [(c) => (c.train.maxLength = 64), /train\.maxLength \(64\) exceeds model\.context \(32\)/],
+    [(c) => (c.analysis = { window: [10, 5] }), /analysis\.window \[10,5\] is empty/],
+    [(c) => (c.judge = { kind: 'llm', baseUrl: 'http://x', model: 'm', apiKey: 'sk-secret' }), /apiKey/],
+    [(c) => (c.name = 'a/b'), /name must use only letters/],
+  ];
+  for (const [mutate, expected] of cases) {
+    const config = base() as Record<string, any>;
+    mutate(config);
+    assert.throws(() => validateExperimentConfig(config, 'cfg.json'), expected, `expected ${expected}`);
+  }
+  // The key itself never appears in the error.
+  const withKey = base() as Record<string, any>;
+  withKey.judge = { kind: 'llm', baseUrl: 'http://x', model: 'm', apiKey: 'sk-secret' };
+  assert.throws(() => validateExperimentConfig(withKey, 'cfg.json'), (err: Error) => !err.message.includes('sk-secret'));
+});
+
+test('the CLI: --help everywhere, one-line errors naming the file, command-line data paths win', async () => {
+  for (const args of [['--help'], ['experiment', '--help'], ['train', '--help'], ['data', 'stats', '--help'], ['judge', '--help'], ['regress', '--help']]) {
+    const r = spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8' });
+    assert.equal(r.status, 0, `${args.join(' ')}: ${r.stderr}`);
+    assert.match(r.stdout, /Usage|usage/);
+  }
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'lima-cli-'));
+  const bad = path.join(dir, 'bad.json');
+  await fs.writeFile(bad, JSON.stringify({ ...base(), trian: {} }));
+  let r = spawnSync(process.execPath, [cli, 'experiment', '--config', bad], { encoding: 'utf8' });
+  assert.equal(r.status, 1);
+  assert.match(r.stderr, /bad\.json\.trian: unknown key/);
+  assert.equal(r.stderr.trim().split('\n').length, 1, 'one line, no stack trace');
+  // --train/--heldout/--dev replace the builtin data: a missing file is then the error.
+  r = spawnSync(process.execPath, [cli, 'train', '--config', path.join(root, 'experiments/ci.json'), '--run-dir', dir + '/run', '--train', dir + '/none.jsonl', '--heldout', dir + '/h.jsonl', '--dev', dir + '/d.jsonl', '--quiet'], { encoding: 'utf8', cwd: dir });
+  assert.equal(r.status, 1);
+  assert.match(r.stderr, /none\.jsonl/);
+  r = spawnSync(process.execPath, [cli, 'train', '--config', path.join(root, 'experiments/ci.json'), '--train', 'x.jsonl'], { encoding: 'utf8', cwd: dir });
+  assert.equal(r.status, 2);
+  assert.match(r.stderr, /give all three of --train, --heldout and --dev/);
+  await fs.rm(dir, { recursive: true, force: true });
+});

@@ -1,0 +1,77 @@
+// The whole pipeline on a tiny study: it writes a complete report, and a run killed with
+// SIGKILL in the middle finishes on rerun with the same metrics and without redoing what was done.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { promises as fs } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { spawn, spawnSync } from 'node:child_process';
+
+const root = path.resolve(import.meta.dirname, '../..');
+const cli = path.join(root, 'bin/lima-harness.mjs');
+
+const tinyConfig = {
+  name: 'tiny',
+  seed: 3,
+  data: { builtin: 'wordnet', train: [], heldout: [], dev: [], counts: { train: 48, heldout: 40, dev: 4 }, pretrainTexts: 64 },
+  tokenizer: { vocabSize: 300 },
+  model: { context: 48, dModel: 16, layers: 1, heads: 2 },
+  train: { epochs: 4, batchSize: 16, lrScale: 300, maxLength: 48, backend: 'wasm', base: { kind: 'pretrain', epochs: 1, batchSize: 16, lr: 3e-3, maxLength: 48 } },
+  eval: { workers: 1, maxLength: 48, generation: { samples: 2, maxNewTokens: 12 } },
+  judge: { kind: 'rubric' },
+  analysis: { window: [2, 3], bootstrap: 50 },
+};
+
+function run(args: string[], cwd: string) {
+  return spawnSync(process.execPath, [cli, ...args], { cwd, encoding: 'utf8', env: { ...process.env, LIMA_QUIET: '1' } });
+}
+
+function withoutTimes(metrics: Record<string, unknown>): Record<string, unknown> {
+  const { durationsSeconds: _d, backend: _b, ...rest } = metrics;
+  return rest;
+}
+
+test('a tiny study end to end, then killed mid-training and resumed to the same metrics', async () => {
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'lima-e2e-'));
+  await fs.writeFile(path.join(dir, 'tiny.json'), JSON.stringify(tinyConfig));
+  const straight = run(['experiment', '--config', 'tiny.json', '--run-dir', 'run-a', '--out', 'report-a'], dir);
+  assert.equal(straight.status, 0, straight.stderr);
+  assert.match(straight.stdout, /report: .*report-a\/index\.html/);
+  for (const file of ['index.html', 'metrics.json', 'metrics.csv']) await fs.access(path.join(dir, 'report-a', file));
+  const metricsA = JSON.parse(await fs.readFile(path.join(dir, 'report-a/metrics.json'), 'utf8'));
+  assert.equal(metricsA.epochs.length, 4);
+  assert.ok(metricsA.epochs.every((e: { perplexity: number }) => Number.isFinite(e.perplexity) && e.perplexity > 1));
+  assert.ok([2, 3].includes(metricsA.selection.epoch));
+
+  // Kill -9 once the second epoch's checkpoint exists, then run the same command again.
+  const child = spawn(process.execPath, [cli, 'experiment', '--config', 'tiny.json', '--run-dir', 'run-b', '--out', 'report-b'], { cwd: dir, env: { ...process.env, LIMA_QUIET: '1' }, stdio: 'ignore' });
+  const exited = new Promise((resolve) => child.on('exit', resolve));
+  for (let i = 0; i < 600; i++) {
+    if (await fs.access(path.join(dir, 'run-b/epoch-02/manifest.json')).then(() => true, () => false)) break;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  child.kill('SIGKILL');
+  await exited;
+  const epoch1 = await fs.stat(path.join(dir, 'run-b/epoch-01/weights.bin'));
+  const resumed = run(['experiment', '--config', 'tiny.json', '--run-dir', 'run-b', '--out', 'report-b'], dir);
+  assert.equal(resumed.status, 0, resumed.stderr);
+  const metricsB = JSON.parse(await fs.readFile(path.join(dir, 'report-b/metrics.json'), 'utf8'));
+  assert.deepEqual(withoutTimes(metricsB), withoutTimes(metricsA));
+  assert.equal((await fs.stat(path.join(dir, 'run-b/epoch-01/weights.bin'))).mtimeMs, epoch1.mtimeMs, 'epoch 1 was not retrained');
+
+  // A finished study reruns without recomputing: the evaluation results are untouched.
+  const evalFiles = (await fs.readdir(path.join(dir, 'run-b/eval'))).filter((f) => f.endsWith('.jsonl'));
+  assert.ok(evalFiles.length > 0);
+  const before = await Promise.all(evalFiles.map((f) => fs.stat(path.join(dir, 'run-b/eval', f)).then((s) => s.mtimeMs)));
+  const again = run(['experiment', '--config', 'tiny.json', '--run-dir', 'run-b', '--out', 'report-b'], dir);
+  assert.equal(again.status, 0, again.stderr);
+  const after = await Promise.all(evalFiles.map((f) => fs.stat(path.join(dir, 'run-b/eval', f)).then((s) => s.mtimeMs)));
+  assert.deepEqual(after, before);
+
+  // Changing what results depend on is refused rather than mixed into the old run.
+  await fs.writeFile(path.join(dir, 'tiny.json'), JSON.stringify({ ...tinyConfig, seed: 4 }));
+  const changed = run(['experiment', '--config', 'tiny.json', '--run-dir', 'run-b', '--out', 'report-b'], dir);
+  assert.equal(changed.status, 1);
+  assert.match(changed.stderr, /different config/);
+  await fs.rm(dir, { recursive: true, force: true });
+});
