@@ -118,6 +118,16 @@ export function trainStep(params: Params, model: ModelConfig, state: AdamWState,
   return loss;
 }
 
+/** Builds the batch, runs `step` on it, frees it; returns the summed loss and the token counts. */
+function stepOnExamples(examples: TrainExample[], step: (batch: Batch) => number): { lossSum: number; scored: number; tokens: number } {
+  const batch = makeBatch(examples);
+  try {
+    return { lossSum: step(batch) * batch.scored, scored: batch.scored, tokens: batch.tokens };
+  } finally {
+    disposeBatch(batch);
+  }
+}
+
 interface Phase {
   label: string;
   examples: TrainExample[];
@@ -214,16 +224,13 @@ export async function runTraining(opts: TrainRunOptions): Promise<TrainRunResult
       let scoredSum = 0;
       let step = (epoch - 1) * stepsPerEpoch;
       for (const indices of epochBatches(phase.examples.length, phase.batchSize, seed, phase.seedLabel, epoch)) {
-        const batch = makeBatch(indices.map((i) => phase.examples[i]!));
         const lr = learningRate(step, totalSteps, phase.lrStart, phase.lrEnd);
-        try {
-          const loss = trainStep(params, model, state, batch, lr, train, phase.dropout, deriveSeed(seed, phase.seedLabel, 'dropout', step));
-          lossSum += loss * batch.scored;
-          scoredSum += batch.scored;
-          phaseTokens += batch.tokens;
-        } finally {
-          disposeBatch(batch);
-        }
+        const done = stepOnExamples(indices.map((i) => phase.examples[i]!), (batch) =>
+          trainStep(params, model, state, batch, lr, train, phase.dropout, deriveSeed(seed, phase.seedLabel, 'dropout', step)),
+        );
+        lossSum += done.lossSum;
+        scoredSum += done.scored;
+        phaseTokens += done.tokens;
         step += 1;
         const tps = phaseTokens / Math.max(1e-3, (Date.now() - phaseStarted) / 1000);
         progress.tick(1, `epoch ${epoch}/${train.epochs} | loss ${(lossSum / Math.max(1, scoredSum)).toFixed(3)} | lr ${lr.toExponential(2)} | ${tps.toFixed(0)} tok/s`);
@@ -307,17 +314,12 @@ async function baseWeights(opts: TrainRunOptions, backendName: string, log: (m: 
     let scoredSum = 0;
     for (let epoch = 1; epoch <= base.epochs; epoch++) {
       for (const indices of epochBatches(examples.length, base.batchSize, seed, 'pretrain', epoch)) {
-        const batch = makeBatch(indices.map((i) => examples[i]!));
         // Linear decay to a tenth of the rate; no dropout (as nanoGPT's pretraining).
         const lr = learningRate(step, totalSteps, base.lr, base.lr / 10);
-        try {
-          const loss = trainStep(params, model, state, batch, lr, train, undefined, 0);
-          lossSum += loss * batch.scored;
-          scoredSum += batch.scored;
-          tokens += batch.tokens;
-        } finally {
-          disposeBatch(batch);
-        }
+        const done = stepOnExamples(indices.map((i) => examples[i]!), (batch) => trainStep(params, model, state, batch, lr, train, undefined, 0));
+        lossSum += done.lossSum;
+        scoredSum += done.scored;
+        tokens += done.tokens;
         step += 1;
         progress.tick(1, `epoch ${epoch}/${base.epochs} | loss ${(lossSum / Math.max(1, scoredSum)).toFixed(3)} | ${(tokens / Math.max(1e-3, (Date.now() - started) / 1000)).toFixed(0)} tok/s`);
       }
