@@ -46,7 +46,9 @@ function log(quiet: boolean | undefined, message: string): void {
 /** What must match for a rerun to reuse a run directory: everything that changes results. */
 function runIdentity(config: ExperimentConfig): Record<string, unknown> {
   const { name: _name, description: _description, analysis: _analysis, judge: _judge, ...rest } = config;
-  return rest;
+  // When the evaluation runs changes nothing in its results.
+  const { overlapTraining: _overlap, ...evalSettings } = config.eval;
+  return { ...rest, eval: evalSettings };
 }
 
 async function checkRunIdentity(runDir: string, config: ExperimentConfig): Promise<void> {
@@ -155,6 +157,8 @@ export async function runExperiment(options: ExperimentOptions): Promise<Experim
     throw new Error(`train.base is "pretrain" but the data gave no pretraining text (only the builtin dataset provides it; use base "scratch" or "checkpoint")`);
   }
   log(quiet, `stage 3/6 train -> ${runDir}`);
+  const follower = config.eval.overlapTraining && until >= STAGES.indexOf('eval') ? evaluateDuringTraining(config, heldout, dev, runDir, quiet) : undefined;
+  if (follower) for (const c of await listCheckpoints(runDir)) if (c.epoch <= config.train.epochs) follower.add(c);
   const training: TrainRunResult = await timed('train', () =>
     runTraining({
       model,
@@ -169,8 +173,15 @@ export async function runExperiment(options: ExperimentOptions): Promise<Experim
       configHash: stableHash(runIdentity(config)),
       resume: true,
       quiet,
+      onCheckpoint: follower?.add,
     }),
   );
+  if (follower) {
+    // Training is done: the final pass below reuses what was finished, so do not wait for the rest.
+    const overlap = await timed('eval', () => follower.stop());
+    durations.evalDuringTraining = (durations.evalDuringTraining ?? 0) + overlap.seconds;
+    log(quiet, `evaluated ${overlap.checkpoints} checkpoint(s) while training (${overlap.seconds.toFixed(1)} s)${overlap.error ? `; one evaluation failed and is redone below: ${overlap.error}` : ''}`);
+  }
   if (until < STAGES.indexOf('eval')) return { runDir };
 
   // 3. Pooled evaluation of every epoch checkpoint.
@@ -225,6 +236,39 @@ export async function runExperiment(options: ExperimentOptions): Promise<Experim
   const drilldown = buildDrilldown(dev, evaluation.generations, judgments, judgeInputs);
   const written = await timed('report', () => writeReport(reportDir, metrics, drilldown, { title: `lima-harness: ${config.name}` }));
   return { runDir, reportDir, reportHtml: written.html, metricsFile: written.json };
+}
+
+/**
+ * Evaluates finished checkpoints one at a time, on one single-threaded worker, while training
+ * uses the other core. Results land in the same files as the final pass, which then skips them.
+ */
+function evaluateDuringTraining(config: ExperimentConfig, heldout: ChatRecord[], dev: ChatRecord[], runDir: string, quiet?: boolean) {
+  let chain: Promise<void> = Promise.resolve();
+  let stopped = false;
+  let checkpoints = 0;
+  let seconds = 0;
+  let error: string | undefined;
+  const add = (checkpoint: { epoch: number; dir: string }): void => {
+    chain = chain.then(async () => {
+      if (stopped || error) return;
+      const started = Date.now();
+      try {
+        await runEvaluation({ checkpoints: [checkpoint], heldout, dev, outDir: path.join(runDir, 'eval'), config: config.eval, seed: config.seed, quiet: true, pool: { workers: 1, threads: 1 } });
+        checkpoints += 1;
+      } catch (err) {
+        error = (err as Error).message;
+        if (!quiet) process.stderr.write(`\n[lima-harness] evaluation during training stopped: ${error}\n`);
+      } finally {
+        seconds += (Date.now() - started) / 1000;
+      }
+    });
+  };
+  const stop = async () => {
+    stopped = true;
+    await chain;
+    return { checkpoints, seconds, error };
+  };
+  return { add, stop };
 }
 
 function round(x: number): number {

@@ -1,6 +1,6 @@
 // Evaluation settings: the worker pool, scoring batch size and LIMA's decoding defaults
 // (nucleus p = 0.9, temperature 0.7, repetition penalty 1.2).
-import { ConfigError, expectNumber, expectObject } from '../util/validate.ts';
+import { ConfigError, expectBoolean, expectNumber, expectObject } from '../util/validate.ts';
 
 export interface GenerationConfig {
   /** Samples per dev prompt (LIMA's ablations used 5). */
@@ -20,13 +20,18 @@ export interface EvalConfig {
   /** Held-out conversations are cut to this many tokens (as in training). */
   maxLength: number;
   generation: GenerationConfig;
+  /**
+   * Evaluate each checkpoint with one single-threaded worker while training goes on (training on
+   * tfjs-wasm uses one core). Results are the same either way; only the timing changes.
+   */
+  overlapTraining: boolean;
 }
 
 export const defaultGenerationConfig: GenerationConfig = { samples: 1, topP: 0.9, temperature: 0.7, repetitionPenalty: 1.2, maxNewTokens: 64 };
 
-export const defaultEvalConfig: EvalConfig = { workers: 'auto', batchTokens: 2048, maxLength: 256, generation: defaultGenerationConfig };
+export const defaultEvalConfig: EvalConfig = { workers: 'auto', batchTokens: 2048, maxLength: 256, generation: defaultGenerationConfig, overlapTraining: false };
 
-const EVAL_KEYS = ['workers', 'batchTokens', 'maxLength', 'generation'] as const;
+const EVAL_KEYS = ['workers', 'batchTokens', 'maxLength', 'generation', 'overlapTraining'] as const;
 const GENERATION_KEYS = ['samples', 'topP', 'temperature', 'repetitionPenalty', 'maxNewTokens'] as const;
 
 export function validateGenerationConfig(c: unknown, where: string): GenerationConfig {
@@ -52,5 +57,6 @@ export function validateEvalConfig(c: unknown, where: string): EvalConfig {
     batchTokens: expectNumber(obj.batchTokens, `${where}.batchTokens`, { integer: true, min: 1 }),
     maxLength: expectNumber(obj.maxLength, `${where}.maxLength`, { integer: true, min: 2 }),
     generation: validateGenerationConfig(obj.generation, `${where}.generation`),
+    overlapTraining: expectBoolean(obj.overlapTraining, `${where}.overlapTraining`),
   };
 }

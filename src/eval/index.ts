@@ -63,6 +63,8 @@ export interface EvaluationOptions {
   config: EvalConfig;
   seed: number;
   quiet?: boolean;
+  /** Overrides the pool size from config.workers (evaluation during training uses 1 x 1). */
+  pool?: { workers: number; threads: number };
   /** Tests only: make tasks holding this example fail on their first `failAttempts` attempts. */
   faultInjection?: { exampleId: string; failAttempts: number };
 }
@@ -163,7 +165,7 @@ export async function runEvaluation(opts: EvaluationOptions): Promise<Evaluation
   const { config, outDir } = opts;
   checkUniqueIds(opts.heldout, 'held-out set');
   checkUniqueIds(opts.dev, 'dev set');
-  const { workers, threads } = resolveWorkers(config.workers);
+  const { workers, threads } = opts.pool ?? resolveWorkers(config.workers);
   const gen = config.generation;
 
   // 1. Export (or reuse) one ONNX file per checkpoint.

@@ -39,6 +39,8 @@ export interface TrainRunOptions {
   /** Continue from the last complete checkpoint (otherwise existing epochs are retrained). */
   resume: boolean;
   quiet?: boolean;
+  /** Called after each epoch's checkpoint is written (the experiment may evaluate it at once). */
+  onCheckpoint?: (checkpoint: { epoch: number; dir: string }) => void;
 }
 
 export interface TrainRunResult {
@@ -234,6 +236,8 @@ export async function runTraining(opts: TrainRunOptions): Promise<TrainRunResult
         step += 1;
         const tps = phaseTokens / Math.max(1e-3, (Date.now() - phaseStarted) / 1000);
         progress.tick(1, `epoch ${epoch}/${train.epochs} | loss ${(lossSum / Math.max(1, scoredSum)).toFixed(3)} | lr ${lr.toExponential(2)} | ${tps.toFixed(0)} tok/s`);
+        // A step is synchronous; let other work (an evaluation pool's messages) run between steps.
+        if (opts.onCheckpoint) await new Promise((resolve) => setImmediate(resolve));
       }
       const trainLoss = lossSum / Math.max(1, scoredSum);
       const tokensPerSec = phaseTokens / Math.max(1e-3, (Date.now() - phaseStarted) / 1000);
@@ -261,6 +265,7 @@ export async function runTraining(opts: TrainRunOptions): Promise<TrainRunResult
         },
       );
       results.push({ epoch, dir, trainLoss });
+      opts.onCheckpoint?.({ epoch, dir });
     }
     progress.done();
     trainedTokens = phaseTokens;

@@ -75,3 +75,22 @@ test('a tiny study end to end, then killed mid-training and resumed to the same 
   assert.match(changed.stderr, /different config/);
   await fs.rm(dir, { recursive: true, force: true });
 });
+
+test('evaluating checkpoints while training gives the same metrics as evaluating after it', async () => {
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'lima-overlap-'));
+  await fs.writeFile(path.join(dir, 'tiny.json'), JSON.stringify(tinyConfig));
+  await fs.writeFile(path.join(dir, 'overlap.json'), JSON.stringify({ ...tinyConfig, eval: { ...tinyConfig.eval, overlapTraining: true } }));
+  const after = run(['experiment', '--config', 'tiny.json', '--run-dir', 'run-a', '--out', 'report-a'], dir);
+  assert.equal(after.status, 0, after.stderr);
+  const during = run(['experiment', '--config', 'overlap.json', '--run-dir', 'run-c', '--out', 'report-c'], dir);
+  assert.equal(during.status, 0, during.stderr);
+  const metricsA = JSON.parse(await fs.readFile(path.join(dir, 'report-a/metrics.json'), 'utf8'));
+  const metricsC = JSON.parse(await fs.readFile(path.join(dir, 'report-c/metrics.json'), 'utf8'));
+  assert.deepEqual(withoutTimes(metricsC), withoutTimes(metricsA));
+  assert.equal(typeof metricsC.durationsSeconds.evalDuringTraining, 'number');
+  assert.equal(metricsA.durationsSeconds.evalDuringTraining, undefined);
+  // The option is not part of the run's identity: switching it on for an existing run is allowed.
+  const switched = run(['experiment', '--config', 'overlap.json', '--run-dir', 'run-a', '--out', 'report-a'], dir);
+  assert.equal(switched.status, 0, switched.stderr);
+  await fs.rm(dir, { recursive: true, force: true });
+});
