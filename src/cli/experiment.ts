@@ -14,6 +14,7 @@ import { encodeChat, trainingTexts } from '../data/chat-format.ts';
 import { runTraining, type TrainRunResult } from '../train/run.ts';
 import { listCheckpoints, loadCheckpoint } from '../train/checkpoint.ts';
 import { runEvaluation, type GenerationResult } from '../eval/index.ts';
+import { evaluateDuringTraining } from '../eval/during-training.ts';
 import { createJudge, judgeAll, type JudgeInput, type Judgment } from '../judge/index.ts';
 import { analyze, type AnalysisInput, type DrilldownExample } from '../analysis/index.ts';
 import { writeReport } from '../report/index.ts';
@@ -157,7 +158,8 @@ export async function runExperiment(options: ExperimentOptions): Promise<Experim
     throw new Error(`train.base is "pretrain" but the data gave no pretraining text (only the builtin dataset provides it; use base "scratch" or "checkpoint")`);
   }
   log(quiet, `stage 3/6 train -> ${runDir}`);
-  const follower = config.eval.overlapTraining && until >= STAGES.indexOf('eval') ? evaluateDuringTraining(config, heldout, dev, runDir, quiet) : undefined;
+  const overlap = config.eval.overlapTraining && until >= STAGES.indexOf('eval');
+  const follower = overlap ? evaluateDuringTraining({ heldout, dev, outDir: path.join(runDir, 'eval'), config: config.eval, seed: config.seed }) : undefined;
   if (follower) for (const c of await listCheckpoints(runDir)) if (c.epoch <= config.train.epochs) follower.add(c);
   const training: TrainRunResult = await timed('train', () =>
     runTraining({
@@ -173,14 +175,17 @@ export async function runExperiment(options: ExperimentOptions): Promise<Experim
       configHash: stableHash(runIdentity(config)),
       resume: true,
       quiet,
-      onCheckpoint: follower?.add,
+      onCheckpoint: follower ? (c) => follower.add(c) : undefined,
+    }).catch(async (err: unknown) => {
+      await follower?.stop(); // its thread would otherwise keep the process alive
+      throw err;
     }),
   );
   if (follower) {
     // Training is done: the final pass below reuses what was finished, so do not wait for the rest.
-    const overlap = await timed('eval', () => follower.stop());
-    durations.evalDuringTraining = (durations.evalDuringTraining ?? 0) + overlap.seconds;
-    log(quiet, `evaluated ${overlap.checkpoints} checkpoint(s) while training (${overlap.seconds.toFixed(1)} s)${overlap.error ? `; one evaluation failed and is redone below: ${overlap.error}` : ''}`);
+    const during = await timed('eval', () => follower.stop());
+    durations.evalDuringTraining = (durations.evalDuringTraining ?? 0) + during.seconds;
+    log(quiet, `evaluated ${during.checkpoints} checkpoint(s) while training (${during.seconds.toFixed(1)} s)${during.error ? `; evaluation during training stopped, the final pass redoes what is missing: ${during.error}` : ''}`);
   }
   if (until < STAGES.indexOf('eval')) return { runDir };
 
@@ -236,39 +241,6 @@ export async function runExperiment(options: ExperimentOptions): Promise<Experim
   const drilldown = buildDrilldown(dev, evaluation.generations, judgments, judgeInputs);
   const written = await timed('report', () => writeReport(reportDir, metrics, drilldown, { title: `lima-harness: ${config.name}` }));
   return { runDir, reportDir, reportHtml: written.html, metricsFile: written.json };
-}
-
-/**
- * Evaluates finished checkpoints one at a time, on one single-threaded worker, while training
- * uses the other core. Results land in the same files as the final pass, which then skips them.
- */
-function evaluateDuringTraining(config: ExperimentConfig, heldout: ChatRecord[], dev: ChatRecord[], runDir: string, quiet?: boolean) {
-  let chain: Promise<void> = Promise.resolve();
-  let stopped = false;
-  let checkpoints = 0;
-  let seconds = 0;
-  let error: string | undefined;
-  const add = (checkpoint: { epoch: number; dir: string }): void => {
-    chain = chain.then(async () => {
-      if (stopped || error) return;
-      const started = Date.now();
-      try {
-        await runEvaluation({ checkpoints: [checkpoint], heldout, dev, outDir: path.join(runDir, 'eval'), config: config.eval, seed: config.seed, quiet: true, pool: { workers: 1, threads: 1 } });
-        checkpoints += 1;
-      } catch (err) {
-        error = (err as Error).message;
-        if (!quiet) process.stderr.write(`\n[lima-harness] evaluation during training stopped: ${error}\n`);
-      } finally {
-        seconds += (Date.now() - started) / 1000;
-      }
-    });
-  };
-  const stop = async () => {
-    stopped = true;
-    await chain;
-    return { checkpoints, seconds, error };
-  };
-  return { add, stop };
 }
 
 function round(x: number): number {
