@@ -71,7 +71,7 @@ export function renderPage(p: PageInput): string {
   const corrRows = (['pearson', 'spearman', 'kendall'] as const)
     .map((k) => {
       const c = m.correlation[k];
-      return `<tr><td class="text">${k === 'kendall' ? 'Kendall tau-b' : k[0]!.toUpperCase() + k.slice(1)}</td><td>${signed(c.r)}</td><td>${h(interval(c.ciLow, c.ciHigh, 2, true))}</td><td>${fmt(c.p, 3)}</td></tr>`;
+      return `<tr><td class="text">${k === 'kendall' ? 'Kendall tau-b' : k[0]!.toUpperCase() + k.slice(1)}</td><td>${signed(c.r)}</td><td>${h(interval(c.ciLow, c.ciHigh, 2, true))}</td><td>${c.p !== null && c.p < 0.001 ? h('< 0.001') : fmt(c.p, 3)}</td></tr>`;
     })
     .join('');
 
