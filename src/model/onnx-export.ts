@@ -18,9 +18,17 @@ import { writeFileAtomic } from '../util/atomic.ts';
 export const ONNX_OPSET = 20; // Gelu(approximate="tanh") needs 20; LayerNormalization needs 17
 export const ONNX_IR_VERSION = 9;
 /** Bump when the graph changes, so cached .onnx files are re-exported. */
-export const ONNX_EXPORTER_VERSION = 2;
-/** Added to attention scores of masked keys; exp() of it underflows to exactly 0. */
+export const ONNX_EXPORTER_VERSION = 3;
+/** Added to attention scores of masked keys, so they lose to every allowed key whatever its score. */
 const MASKED_SCORE = -1e9;
+/**
+ * Before the softmax, scores are raised to at least (row max - SCORE_FLOOR). onnxruntime's exp
+ * runs ~3x slower on inputs whose result underflows (below ~-87), which every masked key hit:
+ * the softmax was a quarter of scoring time. A key 80 below the row max has weight e^-80
+ * (1.8e-35), far below float32 resolution, so the output is unchanged; a fixed mask of -60
+ * would be as fast but wrong for rows whose allowed scores are all below about -50.
+ */
+const SCORE_FLOOR = 80;
 
 export const pastKeyName = (layer: number): string => `past_key_values.${layer}.key`;
 export const pastValueName = (layer: number): string => `past_key_values.${layer}.value`;
@@ -82,6 +90,8 @@ export function buildOnnxModel(model: ModelConfig, weights: NamedWeights): Model
   const axes12 = g.int64('const_axes_1_2', [2], [1, 2]);
   const zeroF = g.float('const_zero_f', [], new Float32Array([0]));
   const maskedF = g.float('const_masked_f', [], new Float32Array([MASKED_SCORE]));
+  const scoreFloor = g.float('const_score_floor', [], new Float32Array([SCORE_FLOOR]));
+  const lastAxis = g.int64('const_axes_last', [1], [-1]);
   // The residual stream is kept 2-D [batch*seq, d] so every linear layer is one Gemm with its
   // bias fused (onnxruntime only fuses MatMul+Add into Gemm for 2-D operands).
   const batchSeq = g.op1('Shape', ['input_ids'], [], 'batch_seq'); // [batch, seq]
@@ -134,7 +144,8 @@ export function buildOnnxModel(model: ModelConfig, weights: NamedWeights): Model
     const presentV = g.op1('Concat', [pastValueName(i), toHeads(v, `${p}.v`)], [intAttr('axis', 2)], presentValueName(i));
     const kT = g.op1('Transpose', [presentK], [intsAttr('perm', [0, 1, 3, 2])]);
     const scores = g.op1('Add', [g.op1('MatMul', [qh, kT]), attnBias], [], `${p}.scores`);
-    const probs = g.op1('Softmax', [scores], [intAttr('axis', -1)], `${p}.probs`);
+    const floor = g.op1('Sub', [g.op1('ReduceMax', [scores, lastAxis], [intAttr('keepdims', 1)]), scoreFloor], [], `${p}.score_floor`);
+    const probs = g.op1('Softmax', [g.op1('Max', [scores, floor])], [intAttr('axis', -1)], `${p}.probs`);
     const ctx = g.op1('Transpose', [g.op1('MatMul', [probs, presentV])], [intsAttr('perm', [0, 2, 1, 3])]);
     const merged = g.op1('Reshape', [ctx, flatShape], [], `${p}.ctx`);
     x = g.op1('Add', [x, linear(merged, `${p}.attn.wo`, `${p}.attn.bo`, d, d, `${p}.attn.out`)], [], `${p}.resid1`);
@@ -149,12 +160,13 @@ export function buildOnnxModel(model: ModelConfig, weights: NamedWeights): Model
   const xf = layerNorm(x, 'lnf', 'lnf.out');
   const logitsFlat = g.op1('Gemm', [xf, 'wte'], [intAttr('transB', 1)], 'logits_flat');
   const logits = g.op1('Reshape', [logitsFlat, logitsShape], [], 'logits');
-  // Stable float32 log-sum-exp: max + log(sum(exp(x - max))). Spelled out because onnxruntime's
-  // ReduceLogSumExp measured 4x slower than these five ops here.
-  const lastAxis = g.int64('const_axes_last', [1], [-1]);
-  const rowMax = g.op1('ReduceMax', [logits, lastAxis], [intAttr('keepdims', 1)], 'logits_max');
-  const sumExp = g.op1('ReduceSum', [g.op1('Exp', [g.op1('Sub', [logits, rowMax])]), lastAxis], [intAttr('keepdims', 1)]);
-  g.op1('Squeeze', [g.op1('Add', [g.op1('Log', [sumExp]), rowMax]), lastAxis], [], 'logsumexp');
+  // Log-sum-exp of each logits row, for scoring without a JS softmax: lse = x[0] - logsoftmax(x)[0].
+  // onnxruntime's LogSoftmax is one fused, stable pass; it measured faster here than ReduceLogSumExp
+  // (4x slower) and than spelling out max + log(sum(exp(x - max))).
+  const first = g.int64('const_index_0', [], [0]);
+  const logProbs = g.op1('LogSoftmax', [logits], [intAttr('axis', -1)], 'log_probs');
+  const gatherFirst = (t: string): string => g.op1('Gather', [t, first], [intAttr('axis', 2)]);
+  g.op1('Sub', [gatherFirst(logits), gatherFirst(logProbs)], [], 'logsumexp');
 
   const pastDims = ['batch', heads, 'past', headDim];
   const presentDims = ['batch', heads, 'total', headDim];

@@ -119,3 +119,44 @@ test('ONNX logits match the tfjs training model (src/model/gpt.ts), with and wit
   }
   await session.release();
 });
+
+test('masking holds when allowed attention scores are far below zero (the pre-softmax score floor)', async () => {
+  // Query and key columns scaled up: scores reach hundreds, so some rows' allowed scores are all
+  // far below any fixed masking constant; masked keys must still get no weight.
+  const sharp: typeof weights = new Map([...weights].map(([name, w]) => [name, { shape: w.shape, data: w.data.slice() }]));
+  const d = model.dModel;
+  for (let i = 0; i < model.layers; i++) {
+    const w = sharp.get(`h.${i}.attn.wqkv`)!.data;
+    for (let r = 0; r < d; r++) for (let c = 0; c < 2 * d; c++) w[r * 3 * d + c]! *= 8;
+  }
+  const session = await DecoderSession.create(exportOnnxBytes(model, sharp), model, { threads: 1 });
+  const rng = mulberry32(31);
+  const width = 9;
+  const lengths = [9, 5];
+  const ids = lengths.map((n) => [...randomIds(rng, n), ...new Array<number>(width - n).fill(0)]);
+  const mask = lengths.map((n) => Array.from({ length: width }, (_, t) => (t < n ? 1 : 0)));
+  const pos = lengths.map(() => Array.from({ length: width }, (_, t) => t));
+  const onnx = await session.run(ids, mask, pos);
+  const ref = referenceForward(model, sharp, { inputIds: ids, attentionMask: mask, positionIds: pos });
+  const real = (i: number): boolean => {
+    const row = Math.floor(i / model.vocab);
+    return mask[Math.floor(row / width)]![row % width] === 1;
+  };
+  const err = relativeError(onnx.logits, ref.logits, real);
+  assert.ok(err < 1e-4, `relative error ${err}`);
+  // The graph's log-sum-exp output equals one computed from its own logits in float64.
+  for (let row = 0; row < 2 * width; row++) {
+    const x = onnx.logits.subarray(row * model.vocab, (row + 1) * model.vocab);
+    const max = Math.max(...x);
+    const lse = max + Math.log(x.reduce((s, v) => s + Math.exp(v - max), 0));
+    assert.ok(Math.abs(onnx.logsumexp[row]! - lse) < 1e-4 * Math.max(1, Math.abs(lse)), `row ${row}: logsumexp ${onnx.logsumexp[row]} vs ${lse}`);
+  }
+  // One decoding step over a past with masked slots (keys 2 and 3 hidden).
+  const past = await session.run([ids[0]!.slice(0, 6)], [[1, 1, 0, 0, 1, 1]], [[0, 1, 2, 3, 4, 5]]);
+  const step = await session.run([[ids[0]![6]!]], [[1, 1, 0, 0, 1, 1, 1]], [[6]], past.present);
+  const refPast = referenceForward(model, sharp, { inputIds: [ids[0]!.slice(0, 6)], attentionMask: [[1, 1, 0, 0, 1, 1]], positionIds: [[0, 1, 2, 3, 4, 5]] });
+  const refStep = referenceForward(model, sharp, { inputIds: [[ids[0]![6]!]], attentionMask: [[1, 1, 0, 0, 1, 1, 1]], positionIds: [[6]], past: refPast.present });
+  const stepErr = relativeError(step.logits, refStep.logits);
+  assert.ok(stepErr < 1e-4, `masked-past step relative error ${stepErr}`);
+  await session.release();
+});
