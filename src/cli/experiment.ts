@@ -6,7 +6,7 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import type { ExperimentConfig } from './config.ts';
 import { stableHash } from '../util/hash.ts';
-import { writeFileAtomic } from '../util/atomic.ts';
+import { writeFileAtomic, writeFileAtomicSync } from '../util/atomic.ts';
 import { prepareData, readJsonl, type PreparedData } from '../data/prepare.ts';
 import type { ChatRecord } from '../data/types.ts';
 import { BpeTokenizer } from '../data/tokenizer.ts';
@@ -127,10 +127,16 @@ export async function runExperiment(options: ExperimentOptions): Promise<Experim
   const durations = await readTimings(timingsFile);
   const timed = async <T>(stage: string, work: () => Promise<T>): Promise<T> => {
     const started = Date.now();
+    const soFar = () => ({ ...durations, [stage]: (durations[stage] ?? 0) + (Date.now() - started) / 1000 });
+    // Saved every few seconds too (whenever the event loop runs, at least once per epoch), so a
+    // run that is killed keeps the time it spent and the report's run time counts it.
+    const flush = setInterval(() => writeFileAtomicSync(timingsFile, JSON.stringify(soFar(), null, 2) + '\n'), 5000);
+    flush.unref();
     try {
       return await work();
     } finally {
-      durations[stage] = (durations[stage] ?? 0) + (Date.now() - started) / 1000;
+      clearInterval(flush);
+      Object.assign(durations, soFar());
       await writeFileAtomic(timingsFile, JSON.stringify(durations, null, 2) + '\n');
     }
   };
