@@ -19,6 +19,19 @@ function randomIds(rng: () => number, n: number): number[] {
   return Array.from({ length: n }, () => Math.floor(rng() * model.vocab));
 }
 
+/** A right-padded batch of random rows: ids, attention mask, positions, and which logits are real. */
+function paddedBatch(rng: () => number, lengths: number[], width: number) {
+  const ids = lengths.map((n) => [...randomIds(rng, n), ...new Array<number>(width - n).fill(0)]);
+  const mask = lengths.map((n) => Array.from({ length: width }, (_, t) => (t < n ? 1 : 0)));
+  const pos = lengths.map(() => Array.from({ length: width }, (_, t) => t));
+  // Padded positions' logits are never used; comparisons look at the real ones.
+  const real = (i: number): boolean => {
+    const row = Math.floor(i / model.vocab);
+    return mask[Math.floor(row / width)]![row % width] === 1;
+  };
+  return { ids, mask, pos, real };
+}
+
 /** max |a - b| over the compared entries, relative to the largest |b| (the logits' scale). */
 function relativeError(a: ArrayLike<number>, b: ArrayLike<number>, include: (i: number) => boolean = () => true): number {
   let diff = 0;
@@ -49,19 +62,10 @@ test('the exported file is a valid ModelProto with the decoder inputs and output
 
 test('ONNX logits match the reference forward on a right-padded batch (no cache)', async () => {
   const session = await DecoderSession.create(exportOnnxBytes(model, weights), model, { threads: 1 });
-  const rng = mulberry32(5);
-  const lengths = [12, 7, 1];
   const width = 12;
-  const ids = lengths.map((n) => [...randomIds(rng, n), ...new Array<number>(width - n).fill(0)]);
-  const mask = lengths.map((n) => Array.from({ length: width }, (_, t) => (t < n ? 1 : 0)));
-  const pos = lengths.map(() => Array.from({ length: width }, (_, t) => t));
+  const { ids, mask, pos, real } = paddedBatch(mulberry32(5), [12, 7, 1], width);
   const onnx = await session.run(ids, mask, pos);
   const ref = referenceForward(model, weights, { inputIds: ids, attentionMask: mask, positionIds: pos });
-  // Padded positions' logits are never used; compare the real ones.
-  const real = (i: number): boolean => {
-    const row = Math.floor(i / model.vocab);
-    return mask[Math.floor(row / width)]![row % width] === 1;
-  };
   const err = relativeError(onnx.logits, ref.logits, real);
   assert.ok(err < 1e-4, `relative error ${err}`);
   // The cache the graph returns is the reference's keys/values.
@@ -130,18 +134,10 @@ test('masking holds when allowed attention scores are far below zero (the pre-so
     for (let r = 0; r < d; r++) for (let c = 0; c < 2 * d; c++) w[r * 3 * d + c]! *= 8;
   }
   const session = await DecoderSession.create(exportOnnxBytes(model, sharp), model, { threads: 1 });
-  const rng = mulberry32(31);
   const width = 9;
-  const lengths = [9, 5];
-  const ids = lengths.map((n) => [...randomIds(rng, n), ...new Array<number>(width - n).fill(0)]);
-  const mask = lengths.map((n) => Array.from({ length: width }, (_, t) => (t < n ? 1 : 0)));
-  const pos = lengths.map(() => Array.from({ length: width }, (_, t) => t));
+  const { ids, mask, pos, real } = paddedBatch(mulberry32(31), [9, 5], width);
   const onnx = await session.run(ids, mask, pos);
   const ref = referenceForward(model, sharp, { inputIds: ids, attentionMask: mask, positionIds: pos });
-  const real = (i: number): boolean => {
-    const row = Math.floor(i / model.vocab);
-    return mask[Math.floor(row / width)]![row % width] === 1;
-  };
   const err = relativeError(onnx.logits, ref.logits, real);
   assert.ok(err < 1e-4, `relative error ${err}`);
   // The graph's log-sum-exp output equals one computed from its own logits in float64.
