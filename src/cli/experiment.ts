@@ -164,9 +164,11 @@ export async function runExperiment(options: ExperimentOptions): Promise<Experim
     throw new Error(`train.base is "pretrain" but the data gave no pretraining text (only the builtin dataset provides it; use base "scratch" or "checkpoint")`);
   }
   log(quiet, `stage 3/6 train -> ${runDir}`);
-  const overlap = config.eval.overlapTraining && until >= STAGES.indexOf('eval');
+  // Evaluation during training only when there is training left to overlap with.
+  const trained = (await listCheckpoints(runDir)).filter((c) => c.epoch <= config.train.epochs);
+  const overlap = config.eval.overlapTraining && until >= STAGES.indexOf('eval') && !trained.some((c) => c.epoch === config.train.epochs);
   const follower = overlap ? evaluateDuringTraining({ heldout, dev, outDir: path.join(runDir, 'eval'), config: config.eval, seed: config.seed }) : undefined;
-  if (follower) for (const c of await listCheckpoints(runDir)) if (c.epoch <= config.train.epochs) follower.add(c);
+  if (follower) for (const c of trained) follower.add(c);
   const training: TrainRunResult = await timed('train', () =>
     runTraining({
       model,
