@@ -115,10 +115,10 @@ async function poolScoring(onnxPath: string, workers: number): Promise<{ tokensP
   return { tokensPerSec: (done * tokensPerTask) / elapsed, nll };
 }
 
-async function generationRate(onnxPath: string, useCache: boolean): Promise<number> {
+async function generationRate(onnxPath: string, useCache: boolean, newTokens: number): Promise<number> {
   const session = await DecoderSession.create(onnxPath, model, { threads: 1 });
   const prompt = tokenBatch(2)[0]!.slice(0, 32);
-  const cfg = { ...defaultGenerationConfig, maxNewTokens: quick ? 64 : 128 };
+  const cfg = { ...defaultGenerationConfig, maxNewTokens: newTokens };
   let tokens = 0;
   const { seconds: s } = await timeLoop(async () => {
     const out = await generateIds(session, prompt, cfg, { seed: 1, eot: -1, useCache });
@@ -165,9 +165,17 @@ async function main(): Promise<void> {
     const gflops2 = (2 * params * two.tokensPerSec) / 1e9;
     log(`scoring (pool, 1 thread per worker): 1 worker ${one.tokensPerSec.toFixed(0)} tokens/s (${gflops1.toFixed(1)} GFLOP/s, ${((100 * gflops1) / matmul1).toFixed(0)}% of MatMul); 2 workers ${two.tokensPerSec.toFixed(0)} tokens/s (${gflops2.toFixed(1)} GFLOP/s), scaling ${(two.tokensPerSec / one.tokensPerSec).toFixed(2)}x`);
 
-    const genCached = await generationRate(onnxPath, true);
-    const genUncached = await generationRate(onnxPath, false);
-    log(`generation (1 thread, prompt 32, ${quick ? 64 : 128} new tokens): ${genCached.toFixed(0)} tokens/s with KV cache, ${genUncached.toFixed(0)} without`);
+    // Generating 4x more tokens: with the cache the time per token should barely move (each step
+    // feeds one token); without it, every step re-reads the whole sequence and the mean cost grows.
+    const long = quick ? 64 : 128;
+    const short = long / 4;
+    const genCached = await generationRate(onnxPath, true, long);
+    const genUncached = await generationRate(onnxPath, false, long);
+    const genCachedShort = await generationRate(onnxPath, true, short);
+    const genUncachedShort = await generationRate(onnxPath, false, short);
+    const ms = (tokensPerSec: number): string => (1000 / tokensPerSec).toFixed(2);
+    log(`generation (1 thread, prompt 32, ${long} new tokens): ${genCached.toFixed(0)} tokens/s with KV cache, ${genUncached.toFixed(0)} without`);
+    log(`  mean ms per new token, ${short} -> ${long} new tokens: with KV cache ${ms(genCachedShort)} -> ${ms(genCached)} (x${(genCachedShort / genCached).toFixed(2)}), without ${ms(genUncachedShort)} -> ${ms(genUncached)} (x${(genUncachedShort / genUncached).toFixed(2)})`);
 
     const torch = pytorchBaseline(dir, tokensFile);
     let vsPytorch: number | null = null;
@@ -196,6 +204,10 @@ async function main(): Promise<void> {
         scaling2Workers: +(two.tokensPerSec / one.tokensPerSec).toFixed(3),
         generationTokensPerSec: Math.round(genCached),
         generationNoCacheTokensPerSec: Math.round(genUncached),
+        generationNewTokens: long,
+        generationTokensPerSecShort: Math.round(genCachedShort),
+        generationNoCacheTokensPerSecShort: Math.round(genUncachedShort),
+        generationShortNewTokens: short,
         vsPytorch: vsPytorch === null ? null : +vsPytorch.toFixed(3),
         vsPytorch2Threads: vsPytorch2 === null ? null : +vsPytorch2.toFixed(3),
         pytorchTokensPerSec: torch ? Math.round(torch.tokensPerSec1) : null,
