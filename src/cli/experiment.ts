@@ -130,7 +130,13 @@ export async function runExperiment(options: ExperimentOptions): Promise<Experim
     const soFar = () => ({ ...durations, [stage]: (durations[stage] ?? 0) + (Date.now() - started) / 1000 });
     // Saved every few seconds too (whenever the event loop runs, at least once per epoch), so a
     // run that is killed keeps the time it spent and the report's run time counts it.
-    const flush = setInterval(() => writeFileAtomicSync(timingsFile, JSON.stringify(soFar(), null, 2) + '\n'), 5000);
+    const flush = setInterval(() => {
+      try {
+        writeFileAtomicSync(timingsFile, JSON.stringify(soFar(), null, 2) + '\n');
+      } catch {
+        // Timings are informative; the write at the end of the stage reports a real disk problem.
+      }
+    }, 5000);
     flush.unref();
     try {
       return await work();

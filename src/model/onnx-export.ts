@@ -25,8 +25,8 @@ const MASKED_SCORE = -1e9;
  * Before the softmax, scores are raised to at least (row max - SCORE_FLOOR). onnxruntime's exp
  * runs ~3x slower on inputs whose result underflows (below ~-87), which every masked key hit:
  * the softmax was a quarter of scoring time. A key 80 below the row max has weight e^-80
- * (1.8e-35), far below float32 resolution, so the output is unchanged; a fixed mask of -60
- * would be as fast but wrong for rows whose allowed scores are all below about -50.
+ * (1.8e-35), far below float32 resolution, so the output is unchanged. A fixed mask of -60
+ * would be as fast but wrong wherever a masked key's score beats the best allowed one by ~60.
  */
 const SCORE_FLOOR = 80;
 
