@@ -148,7 +148,7 @@ export function analyze(input: AnalysisInput): Metrics {
   const minPplEpoch = minPpl >= 0 ? prep.epochs[minPpl]! : null;
   return {
     epochs,
-    correlation: { ...correlation, summary: correlationSentence(correlation.pearson, selEpoch, minPplEpoch) },
+    correlation: { ...correlation, summary: correlationSentence(correlation.pearson, selEpoch, minPplEpoch, correlation) },
     selection: {
       window,
       epoch: selEpoch,
@@ -174,7 +174,12 @@ export function analyze(input: AnalysisInput): Metrics {
 }
 
 /** The correlation in words. The sign is read from the interval, never assumed. */
-export function correlationSentence(pearsonFig: CorrelationFigure, selectedEpoch: number | null, minPplEpoch: number | null): string {
+export function correlationSentence(
+  pearsonFig: CorrelationFigure,
+  selectedEpoch: number | null,
+  minPplEpoch: number | null,
+  ranks?: { spearman: CorrelationFigure; kendall: CorrelationFigure },
+): string {
   const { r, ciLow, ciHigh } = pearsonFig;
   if (r === null) return 'r(perplexity, quality) is undefined: fewer than 3 epochs have both figures, or one of them is constant across epochs.';
   const fmt = (x: number) => (x >= 0 ? '+' : '') + x.toFixed(2);
@@ -187,7 +192,7 @@ export function correlationSentence(pearsonFig: CorrelationFigure, selectedEpoch
         ? ` Here both rules pick epoch ${selectedEpoch}.`
         : ` Here the lowest-perplexity epoch is ${minPplEpoch}, the selected one ${selectedEpoch}.`
       : '';
-  const tail = pText + picks;
+  const tail = pText + caveat(pearsonFig, ranks) + picks;
   if (ciLow === null || ciHigh === null || (ciLow <= 0 && ciHigh >= 0)) {
     return `${head}: no clear relation between held-out perplexity and dev quality across epochs (the interval spans 0), so perplexity cannot stand in for quality when choosing an epoch.${tail}`;
   }
@@ -195,6 +200,19 @@ export function correlationSentence(pearsonFig: CorrelationFigure, selectedEpoch
     return `${head}: perplexity rose with quality, so the lowest-perplexity epoch is not the best one (the direction LIMA reported).${tail}`;
   }
   return `${head}: perplexity fell as quality rose, so the lowest-perplexity epoch tends to be a good one here (the opposite of what LIMA reported).${tail}`;
+}
+
+/**
+ * When Pearson's interval excludes 0 but a rank correlation's does not (or points the other way),
+ * the linear r leans on a few epochs; say so rather than let one coefficient speak for all.
+ */
+function caveat(pearsonFig: CorrelationFigure, ranks?: { spearman: CorrelationFigure; kendall: CorrelationFigure }): string {
+  const clearSign = (c: CorrelationFigure): number => (c.ciLow !== null && c.ciLow > 0 ? 1 : c.ciHigh !== null && c.ciHigh < 0 ? -1 : 0);
+  const sign = clearSign(pearsonFig);
+  if (!ranks || sign === 0 || (clearSign(ranks.spearman) === sign && clearSign(ranks.kendall) === sign)) return '';
+  const fmt = (x: number | null) => (x === null ? 'n/a' : (x >= 0 ? '+' : '') + x.toFixed(2));
+  const show = (name: string, c: CorrelationFigure) => `${name} ${fmt(c.r)} [${fmt(c.ciLow)}, ${fmt(c.ciHigh)}]`;
+  return ` The rank correlations are less clear (${show('Spearman', ranks.spearman)}, ${show('Kendall', ranks.kendall)}): the linear r leans on a few epochs.`;
 }
 
 function num(x: number): Num {

@@ -122,6 +122,15 @@ test('an interval spanning 0 reads as no clear relation', () => {
   assert.match(correlationSentence({ r: null, ciLow: null, ciHigh: null, p: null }, null, null), /undefined/);
 });
 
+test('a clear Pearson r with unclear rank correlations says so', () => {
+  const pearson = { r: -0.75, ciLow: -0.83, ciHigh: -0.27, p: 0.005 };
+  const unclear = correlationSentence(pearson, 9, 15, { spearman: { r: -0.34, ciLow: -0.66, ciHigh: -0.01, p: 0.2 }, kendall: { r: -0.28, ciLow: -0.51, ciHigh: 0.02, p: 0.18 } });
+  assert.match(unclear, /perplexity fell as quality rose/);
+  assert.match(unclear, /rank correlations are less clear \(Spearman -0\.34 \[-0\.66, -0\.01\], Kendall -0\.28 \[-0\.51, \+0\.02\]\)/);
+  const agreeing = correlationSentence(pearson, 9, 15, { spearman: { r: -0.6, ciLow: -0.8, ciHigh: -0.2, p: 0.01 }, kendall: { r: -0.5, ciLow: -0.7, ciHigh: -0.1, p: 0.01 } });
+  assert.doesNotMatch(agreeing, /rank correlations/);
+});
+
 test('a window with no evaluated epoch falls back, and says so', () => {
   const input = syntheticInput({ epochs: 4, bootstrap: 50 });
   input.window = [5, 10];
