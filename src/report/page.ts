@@ -59,7 +59,9 @@ export function renderPage(p: PageInput): string {
   const m = p.metrics;
   const sel = m.selection;
   const selRow = m.epochs.find((e) => e.epoch === sel.epoch);
-  const totalSeconds = Object.values(m.durationsSeconds).reduce((a, b) => a + b, 0);
+  // Evaluation during training ran on another core at the same time as training: not added.
+  const OVERLAPPED = 'evalDuringTraining';
+  const totalSeconds = Object.entries(m.durationsSeconds).reduce((a, [k, v]) => (k === OVERLAPPED ? a : a + v), 0);
   const isRubric = /rubric/i.test(m.judge.kind);
   const judgeExtra = Object.entries(m.judge).filter(([k]) => !['kind', 'description'].includes(k));
 
@@ -94,7 +96,7 @@ export function renderPage(p: PageInput): string {
     .map(([k, v]) => `<li>${h(k)}: ${h(valueText(v))}</li>`)
     .join('');
   const durationItems = Object.entries(m.durationsSeconds)
-    .map(([k, v]) => `<li>${h(k)}: ${h(v.toFixed(1))} s</li>`)
+    .map(([k, v]) => `<li>${h(k)}: ${h(v.toFixed(1))} s${k === OVERLAPPED ? ' (on another core while training ran; not in the total)' : ''}</li>`)
     .join('');
 
   const figures = p.charts

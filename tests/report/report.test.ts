@@ -90,3 +90,12 @@ test('writeReport writes a self-contained, escaped index.html and its companions
   // No temp files left behind.
   assert.deepEqual((await fs.readdir(dir)).filter((f) => f.endsWith('.tmp')), []);
 });
+
+test('run time adds the stages but not evaluation that overlapped training', async () => {
+  const { renderPage } = await import('../../src/report/page.ts');
+  const timed = structuredClone(metrics);
+  timed.durationsSeconds = { train: 10, eval: 2, evalDuringTraining: 5 };
+  const html = renderPage({ title: 't', metrics: timed, drilldown: [], charts: [], svgFiles: {}, bundles: [] });
+  assert.match(html, /<strong>Run time:<\/strong> 12\.0 s in total/);
+  assert.match(html, /evalDuringTraining: 5\.0 s \(on another core while training ran; not in the total\)/);
+});
