@@ -182,8 +182,7 @@ export function correlationSentence(
 ): string {
   const { r, ciLow, ciHigh } = pearsonFig;
   if (r === null) return 'r(perplexity, quality) is undefined: fewer than 3 epochs have both figures, or one of them is constant across epochs.';
-  const fmt = (x: number) => (x >= 0 ? '+' : '') + x.toFixed(2);
-  const head = `r(perplexity, quality) = ${fmt(r)}` + (ciLow !== null && ciHigh !== null ? ` [${fmt(ciLow)}, ${fmt(ciHigh)}]` : '');
+  const head = `r(perplexity, quality) = ${signed(r)}` + (ciLow !== null && ciHigh !== null ? ` [${signed(ciLow)}, ${signed(ciHigh)}]` : '');
   // The interval covers example sampling; the permutation p covers how few epochs there are.
   const pText = pearsonFig.p !== null ? ` Permutation p ${pearsonFig.p < 0.001 ? '< 0.001' : '= ' + pearsonFig.p.toFixed(3)} over the epoch pairing.` : '';
   const picks =
@@ -210,9 +209,13 @@ function caveat(pearsonFig: CorrelationFigure, ranks?: { spearman: CorrelationFi
   const clearSign = (c: CorrelationFigure): number => (c.ciLow !== null && c.ciLow > 0 ? 1 : c.ciHigh !== null && c.ciHigh < 0 ? -1 : 0);
   const sign = clearSign(pearsonFig);
   if (!ranks || sign === 0 || (clearSign(ranks.spearman) === sign && clearSign(ranks.kendall) === sign)) return '';
-  const fmt = (x: number | null) => (x === null ? 'n/a' : (x >= 0 ? '+' : '') + x.toFixed(2));
-  const show = (name: string, c: CorrelationFigure) => `${name} ${fmt(c.r)} [${fmt(c.ciLow)}, ${fmt(c.ciHigh)}]`;
+  const show = (name: string, c: CorrelationFigure) => `${name} ${signed(c.r)} [${signed(c.ciLow)}, ${signed(c.ciHigh)}]`;
   return ` The rank correlations are less clear (${show('Spearman', ranks.spearman)}, ${show('Kendall', ranks.kendall)}): the linear r leans on a few epochs.`;
+}
+
+/** A correlation with its sign: +0.84, -0.27, n/a. */
+function signed(x: number | null): string {
+  return x === null ? 'n/a' : (x >= 0 ? '+' : '') + x.toFixed(2);
 }
 
 function num(x: number): Num {

@@ -20,6 +20,9 @@ export interface AnalysisInput {
   durationsSeconds: Record<string, number>;
 }
 
+/** The durations key of evaluation that ran on another core during training (not wall time of its own). */
+export const EVAL_DURING_TRAINING = 'evalDuringTraining';
+
 export interface DrilldownExample {
   exampleId: string;
   prompt: string;

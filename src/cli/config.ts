@@ -99,3 +99,20 @@ export async function loadExperimentConfig(file: string): Promise<ExperimentConf
   config.data = { ...config.data, train: resolve(config.data.train), heldout: resolve(config.data.heldout), dev: resolve(config.data.dev) };
   return config;
 }
+
+/**
+ * Data paths from the command line replace the config's, resolved as the config's own are.
+ * Returns what is wrong with the combination, if anything.
+ */
+export function applyDataOverrides(config: ExperimentConfig, values: { train?: string; heldout?: string[]; dev?: string[] }): string | undefined {
+  if (!values.train && !values.heldout && !values.dev) return undefined;
+  if (config.data.builtin && !(values.train && values.heldout && values.dev)) {
+    return 'the config uses the builtin dataset: give all three of --train, --heldout and --dev to replace it';
+  }
+  const sources = (files: string[]) => files.map((f) => ({ path: path.resolve(f) }));
+  config.data = { ...config.data, builtin: undefined };
+  if (values.train) config.data.train = sources([values.train]);
+  if (values.heldout) config.data.heldout = sources(values.heldout);
+  if (values.dev) config.data.dev = sources(values.dev);
+  return undefined;
+}

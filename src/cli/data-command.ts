@@ -3,10 +3,10 @@ import path from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { DATA_FORMATS, DataError, isSingleTurn, readRecords, type DataFormat } from '../data/readers.ts';
 import { prepareData } from '../data/prepare.ts';
-import { loadExperimentConfig } from './config.ts';
+import { applyDataOverrides, loadExperimentConfig } from './config.ts';
 
 const USAGE = `Usage: lima-harness data stats FILE [--format F] [--skip-invalid]
-       lima-harness data prepare --config FILE [--out DIR] [--train FILE] [--heldout FILE...] [--dev FILE]
+       lima-harness data prepare --config FILE [--out DIR] [--train FILE] [--heldout FILE...] [--dev FILE...]
 
 Run 'lima-harness data <stats|prepare> --help' for details.`;
 
@@ -25,7 +25,7 @@ Builds the study's train / held-out / dev sets (JSONL) and a manifest into --out
   --out DIR        output directory (default checkpoints/<name>/data)
   --train FILE     training data, replacing the config's
   --heldout FILE   held-out data (repeatable), replacing the config's
-  --dev FILE       dev data, replacing the config's
+  --dev FILE       dev data (repeatable), replacing the config's
   -h, --help       this help`;
 
 export async function dataCommand(argv: string[]): Promise<number> {
@@ -90,12 +90,12 @@ async function statsCommand(argv: string[]): Promise<number> {
 async function prepareCommand(argv: string[]): Promise<number> {
   const parsed = parse(
     argv,
-    { config: { type: 'string' }, out: { type: 'string' }, train: { type: 'string' }, heldout: { type: 'string', multiple: true }, dev: { type: 'string' } },
+    { config: { type: 'string' }, out: { type: 'string' }, train: { type: 'string' }, heldout: { type: 'string', multiple: true }, dev: { type: 'string', multiple: true } },
     PREPARE_USAGE,
     false,
   );
   if (!parsed) return 2;
-  const values = parsed.values as { config?: string; out?: string; train?: string; heldout?: string[]; dev?: string; help?: boolean };
+  const values = parsed.values as { config?: string; out?: string; train?: string; heldout?: string[]; dev?: string[]; help?: boolean };
   if (values.help) {
     console.log(PREPARE_USAGE);
     return 0;
@@ -105,15 +105,10 @@ async function prepareCommand(argv: string[]): Promise<number> {
     return 2;
   }
   const config = await loadExperimentConfig(values.config);
-  if (values.train || values.heldout || values.dev) {
-    if (config.data.builtin && !(values.train && values.heldout && values.dev)) {
-      console.error('lima-harness data prepare: the config uses the builtin dataset: give all three of --train, --heldout and --dev to replace it');
-      return 2;
-    }
-    config.data = { ...config.data, builtin: undefined };
-    if (values.train) config.data.train = [{ path: path.resolve(values.train) }];
-    if (values.heldout) config.data.heldout = values.heldout.map((f) => ({ path: path.resolve(f) }));
-    if (values.dev) config.data.dev = [{ path: path.resolve(values.dev) }];
+  const problem = applyDataOverrides(config, values);
+  if (problem) {
+    console.error(`lima-harness data prepare: ${problem}`);
+    return 2;
   }
   const outDir = values.out ?? path.join('checkpoints', config.name, 'data');
   try {

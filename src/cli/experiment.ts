@@ -15,8 +15,9 @@ import { runTraining, type TrainRunResult } from '../train/run.ts';
 import { listCheckpoints, loadCheckpoint } from '../train/checkpoint.ts';
 import { runEvaluation, type GenerationResult } from '../eval/index.ts';
 import { evaluateDuringTraining } from '../eval/during-training.ts';
-import { createJudge, judgeAll, type JudgeInput, type Judgment } from '../judge/index.ts';
+import { createJudge, judgeAll, judgeConcurrency, type JudgeInput, type Judgment } from '../judge/index.ts';
 import { analyze, type AnalysisInput, type DrilldownExample } from '../analysis/index.ts';
+import { EVAL_DURING_TRAINING } from '../analysis/types.ts';
 import { writeReport } from '../report/index.ts';
 
 export type Stage = 'data' | 'train' | 'eval' | 'judge' | 'report';
@@ -198,7 +199,7 @@ export async function runExperiment(options: ExperimentOptions): Promise<Experim
   if (follower) {
     // Training is done: the final pass below reuses what was finished, so do not wait for the rest.
     const during = await timed('eval', () => follower.stop());
-    durations.evalDuringTraining = (durations.evalDuringTraining ?? 0) + during.seconds;
+    durations[EVAL_DURING_TRAINING] = (durations[EVAL_DURING_TRAINING] ?? 0) + during.seconds;
     log(quiet, `evaluated ${during.checkpoints} checkpoint(s) while training (${during.seconds.toFixed(1)} s)${during.error ? `; evaluation during training stopped, the final pass redoes what is missing: ${during.error}` : ''}`);
   }
   if (until < STAGES.indexOf('eval')) return { runDir };
@@ -222,7 +223,7 @@ export async function runExperiment(options: ExperimentOptions): Promise<Experim
     endedWithEot: g.endedWithEot,
   }));
   const judgments: Judgment[] = await timed('judge', () =>
-    judgeAll(judge, judgeInputs, { concurrency: config.judge.kind === 'llm' ? config.judge.concurrency : 8 }),
+    judgeAll(judge, judgeInputs, { concurrency: judgeConcurrency(config.judge) }),
   );
   await writeFileAtomic(
     path.join(runDir, 'judgments.jsonl'),

@@ -4,7 +4,8 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { writeFileAtomic } from '../util/atomic.ts';
-import { createJudge, judgeAll, validateJudgeConfig, type JudgeConfig, type JudgeInput } from '../judge/index.ts';
+import { createJudge, judgeAll, judgeConcurrency, validateJudgeConfig, type JudgeConfig, type JudgeInput } from '../judge/index.ts';
+import type { CommandOutput } from './regress-command.ts';
 
 const USAGE = `Usage: lima-harness judge --judge rubric|llm --in GENERATIONS.jsonl --out JUDGMENTS.jsonl [options]
 
@@ -30,10 +31,6 @@ Options:
 Progress goes to stderr (silence it with LIMA_QUIET=1). Exit 0 on success, 1 when judging
 fails (e.g. the API still fails after its retries), 2 for usage or invalid input.`;
 
-export interface CommandOutput {
-  log: (text: string) => void;
-  error: (text: string) => void;
-}
 
 class InputError extends Error {}
 
@@ -102,7 +99,7 @@ export async function judgeCommand(argv: string[], out: CommandOutput = { log: c
   try {
     const cacheDir = values.cache ?? path.join(path.dirname(path.resolve(values.out)), 'judge-cache');
     const judge = createJudge(config, { cacheDir });
-    const judgments = await judgeAll(judge, inputs, { concurrency: config.kind === 'llm' ? config.concurrency : 8 });
+    const judgments = await judgeAll(judge, inputs, { concurrency: judgeConcurrency(config) });
     const lines = judgments.map((j, i) =>
       JSON.stringify({ id: inputs[i]!.id, score: j.score, valid: j.valid, reason: j.reason, ...(j.subscores ? { subscores: j.subscores } : {}), raw: j.raw }),
     );

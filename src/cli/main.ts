@@ -2,7 +2,7 @@
 // file, line and field where the input is at fault) and exit non-zero, without a stack trace
 // unless LIMA_DEBUG=1.
 import { parseArgs } from 'node:util';
-import { loadExperimentConfig, type ExperimentConfig } from './config.ts';
+import { applyDataOverrides, loadExperimentConfig } from './config.ts';
 import { runExperiment, type Stage } from './experiment.ts';
 import { dataCommand } from './data-command.ts';
 import { judgeCommand } from './judge-command.ts';
@@ -60,7 +60,8 @@ async function experimentCommand(command: 'experiment' | 'train' | 'evaluate', a
   }
   if (!values.config) throw new UsageError(`${command}: --config is required\n\n${EXPERIMENT_USAGE(command)}`);
   const config = await loadExperimentConfig(values.config);
-  applyDataOverrides(config, values);
+  const problem = applyDataOverrides(config, values);
+  if (problem) throw new UsageError(problem);
   const until: Stage = command === 'train' ? 'train' : command === 'evaluate' ? 'eval' : 'report';
   const started = Date.now();
   const result = await runExperiment({ config, outDir: values.out, runDir: values['run-dir'], until, quiet: values.quiet });
@@ -73,19 +74,6 @@ async function experimentCommand(command: 'experiment' | 'train' | 'evaluate', a
   }
   console.error(`[lima-harness] done in ${seconds}s`);
   return 0;
-}
-
-function applyDataOverrides(config: ExperimentConfig, values: { train?: string; heldout?: string[]; dev?: string[] }): void {
-  const override = (file: string) => [{ path: file }];
-  if (values.train || values.heldout || values.dev) {
-    if (config.data.builtin && !(values.train && values.heldout && values.dev)) {
-      throw new UsageError('the config uses the builtin dataset: give all three of --train, --heldout and --dev to replace it');
-    }
-    config.data = { ...config.data, builtin: undefined };
-  }
-  if (values.train) config.data.train = override(values.train);
-  if (values.heldout) config.data.heldout = values.heldout.map((f) => ({ path: f }));
-  if (values.dev) config.data.dev = values.dev.map((f) => ({ path: f }));
 }
 
 class UsageError extends Error {}

@@ -147,12 +147,12 @@ export async function buildWordnetDataset(seed: number, counts: { train: number;
     return undefined;
   };
 
-  const curated = (name: 'train' | 'dev', n: number, needExample = true): ChatRecord[] => {
+  const curated = (name: 'train' | 'dev', n: number): ChatRecord[] => {
     const rng = mulberry32(deriveSeed(seed, 'wordnet', name));
     const out: ChatRecord[] = [];
     for (let i = 0; i < n; i++) {
       // Examples are needed by most templates; cursor order keeps this deterministic.
-      const { synset, word } = take(needExample, `${name} set`, n);
+      const { synset, word } = take(true, `${name} set`, n);
       const turns = curatedPair(synset, word, rng, partner);
       out.push({ id: `wordnet-${name}-${String(i).padStart(5, '0')}-${synset.key}`, source: 'wordnet', turns });
     }
@@ -198,6 +198,11 @@ export async function buildWordnetDataset(seed: number, counts: { train: number;
 type PartnerFn = (synset: Synset, word: string) => { synset: Synset; word: string } | undefined;
 
 /** Curated style (train and dev): direct answer sentence, a short structured list, one-line summary. */
+/** The definition's first sense (glosses list several, separated by semicolons). */
+function firstSense(synset: Synset): string {
+  return synset.definition.split(';')[0]!.trim();
+}
+
 function curatedPair(synset: Synset, word: string, rng: Rng, partner: PartnerFn): Array<{ role: 'user' | 'assistant'; content: string }> {
   const synonyms = synset.words.filter((w) => w !== word);
   const example = synset.examples[0];
@@ -211,18 +216,19 @@ function curatedPair(synset: Synset, word: string, rng: Rng, partner: PartnerFn)
   const details = [`- Part of speech: ${synset.pos}`, `- Meaning: ${synset.definition}`];
   details.push(synonyms.length > 0 ? `- Synonyms: ${synonyms.slice(0, 4).join(', ')}` : '- Synonyms: none in common use');
   if (example) details.push(`- Example: "${sentence(example)}"`);
-  const summary = `In short, "${word}" means ${synset.definition.split(';')[0]!.trim()}.`;
+  const meaning = firstSense(synset);
+  const summary = `In short, "${word}" means ${meaning}.`;
 
   let prompt: string;
   let opening: string;
   switch (template) {
     case 'meaning':
       prompt = pick([`What does the word '${word}' mean?`, `What is the meaning of '${word}'?`, `Can you explain what '${word}' means?`], rng);
-      opening = `"${capital(word)}" is ${article(synset.pos)} ${synset.pos} that means ${synset.definition.split(';')[0]!.trim()}.`;
+      opening = `"${capital(word)}" is ${article(synset.pos)} ${synset.pos} that means ${meaning}.`;
       break;
     case 'define':
       prompt = `Define '${word}' as used in this sentence: "${sentence(example!)}"`;
-      opening = `In this sentence, "${word}" is used as ${article(synset.pos)} ${synset.pos} meaning ${synset.definition.split(';')[0]!.trim()}.`;
+      opening = `In this sentence, "${word}" is used as ${article(synset.pos)} ${synset.pos} meaning ${meaning}.`;
       break;
     case 'example':
       prompt = pick([`Give me an example sentence with '${word}'.`, `Use '${word}' in a sentence.`], rng);
@@ -252,7 +258,7 @@ function curatedPair(synset: Synset, word: string, rng: Rng, partner: PartnerFn)
 
 /** Held-out style: a Q&A-site question and a plain, terse answer with varied phrasing. */
 function terseQa(synset: Synset, word: string, rng: Rng): Array<{ role: 'user' | 'assistant'; content: string }> {
-  const definition = synset.definition.split(';')[0]!.trim();
+  const definition = firstSense(synset);
   const example = synset.examples.length > 0 ? pick(synset.examples, rng) : undefined;
   const kind = Math.floor(rng() * 4);
   let prompt: string;

@@ -93,9 +93,7 @@ export function validateDataConfig(raw: unknown, where: string): DataConfig {
 }
 
 /** Read a JSONL file; errors name file:line. */
-export async function readJsonl<T>(file: string): Promise<T[]> {
-  return readJsonLines<T>(file);
-}
+export { readJsonLines as readJsonl } from './readers.ts';
 
 /** Lowercase, NFKC, punctuation and symbols removed, whitespace collapsed. */
 export function normalizeQuestion(text: string): string {
@@ -117,7 +115,9 @@ function promptOf(record: ChatRecord): string {
  * carry an edited title or the body alone, so bodies are compared too (when long enough to be
  * distinctive).
  */
-function questionKeys(record: ChatRecord): { firstLine: string; whole: string; body: string } {
+type QuestionKeys = { firstLine: string; whole: string; body: string };
+
+function questionKeys(record: ChatRecord): QuestionKeys {
   const prompt = promptOf(record);
   const newline = prompt.indexOf('\n');
   const body = newline < 0 ? '' : normalizeQuestion(prompt.slice(newline + 1));
@@ -130,14 +130,12 @@ class QuestionIndex {
   private readonly firstLines = new Set<string>();
   /** Whole prompts and bodies: a body may equal another record's whole prompt. */
   private readonly texts = new Set<string>();
-  add(record: ChatRecord): void {
-    const k = questionKeys(record);
+  add(k: QuestionKeys): void {
     if (k.firstLine) this.firstLines.add(k.firstLine);
     if (k.whole) this.texts.add(k.whole);
     if (k.body) this.texts.add(k.body);
   }
-  has(record: ChatRecord): boolean {
-    const k = questionKeys(record);
+  has(k: QuestionKeys): boolean {
     return (k.firstLine !== '' && this.firstLines.has(k.firstLine)) || this.texts.has(k.whole) || (k.body !== '' && this.texts.has(k.body));
   }
 }
@@ -257,19 +255,20 @@ async function selectFromSources(config: DataConfig, seed: number): Promise<Sele
   }
   const train = trainPool.slice(0, config.counts.train);
   const trainIndex = new QuestionIndex();
-  for (const record of train) trainIndex.add(record);
+  for (const record of train) trainIndex.add(questionKeys(record));
   let removedAsTrainDuplicates = 0;
 
   /** Drop duplicates of train prompts and of records already kept (in `seen`). */
   const dedupe = (records: ChatRecord[], seen: QuestionIndex): ChatRecord[] => {
     const kept: ChatRecord[] = [];
     for (const record of records) {
-      if (trainIndex.has(record)) {
+      const keys = questionKeys(record); // normalising is the costly part: once per record
+      if (trainIndex.has(keys)) {
         removedAsTrainDuplicates++;
         continue;
       }
-      if (seen.has(record)) continue;
-      seen.add(record);
+      if (seen.has(keys)) continue;
+      seen.add(keys);
       kept.push(record);
     }
     return kept;
@@ -293,7 +292,7 @@ async function selectFromSources(config: DataConfig, seed: number): Promise<Sele
     dev = devPool.slice(0, config.counts.dev);
     // Held-out excludes every chosen dev question (and train, and its own duplicates).
     const heldSeen = new QuestionIndex();
-    for (const record of dev) heldSeen.add(record);
+    for (const record of dev) heldSeen.add(questionKeys(record));
     const heldPool = dedupe(shuffleInPlace(await pool(config.heldout), mulberry32(deriveSeed(seed, 'data', 'heldout'))), heldSeen);
     if (heldPool.length < config.counts.heldout) throw tooSmall('held-out set', config.counts.heldout, heldPool.length, config.heldout, `${how} against train and dev`);
     heldout = heldPool.slice(0, config.counts.heldout);

@@ -40,15 +40,7 @@ const PEEK_BYTES = 64 * 1024;
 
 /** Guess the format from the first bytes (and first JSON line) of the file. */
 export async function detectFormat(file: string): Promise<DataFormat> {
-  let head: string;
-  const handle = await openOrThrow(file);
-  try {
-    const buffer = Buffer.alloc(PEEK_BYTES);
-    const { bytesRead } = await handle.read(buffer, 0, PEEK_BYTES, 0);
-    head = buffer.subarray(0, bytesRead).toString('utf8').replace(/^\uFEFF/, '');
-  } finally {
-    await handle.close();
-  }
+  const head = await peek(file, PEEK_BYTES);
   const trimmed = head.trimStart();
   if (trimmed.startsWith('<')) return 'se-xml';
   if (trimmed.startsWith('[')) return 'alpaca';

@@ -29,6 +29,11 @@ export const defaultJudgeConfig: JudgeConfig = { kind: 'rubric' };
 
 export const LLM_DEFAULTS = { concurrency: 4, timeoutMs: 60_000, maxRetries: 5 } as const;
 
+/** Judgments in flight at once: the llm judge's setting; the rubric is local CPU work. */
+export function judgeConcurrency(config: JudgeConfig): number {
+  return config.kind === 'llm' ? config.concurrency : 8;
+}
+
 const LLM_KEYS = ['kind', 'baseUrl', 'model', 'apiKeyEnv', 'concurrency', 'timeoutMs', 'maxRetries', 'templatePath'] as const;
 
 /** Validates a judge section; `where` names the file and section in every error. */

@@ -5,7 +5,7 @@ import { createRubricJudge } from './rubric.ts';
 import { createLlmJudge, type LlmJudgeOptions } from './llm.ts';
 
 export type { Judge, JudgeInput, Judgment, JudgeStats } from './types.ts';
-export { defaultJudgeConfig, validateJudgeConfig, LLM_DEFAULTS, type JudgeConfig, type LlmJudgeConfig, type RubricJudgeConfig } from './config.ts';
+export { defaultJudgeConfig, validateJudgeConfig, judgeConcurrency, LLM_DEFAULTS, type JudgeConfig, type LlmJudgeConfig, type RubricJudgeConfig } from './config.ts';
 export { judgeAll, type JudgeAllOptions } from './judge-all.ts';
 export { RUBRIC_FORMULA, RUBRIC_WEIGHTS, rubricJudgment, createRubricJudge, rougeLF1, degenerationScore, structureOf } from './rubric.ts';
 export { createLlmJudge, parseRetryAfter, type LlmJudgeOptions } from './llm.ts';

@@ -126,8 +126,9 @@ export function rubricJudgment(input: JudgeInput): Judgment {
   if (tokens.length === 0) {
     return { score: 1, valid: true, raw: 'rubric: empty response', reason: 'empty response -> 1', subscores: {} };
   }
-  const reference = input.reference !== undefined && wordTokens(input.reference).length > 0 ? input.reference : undefined;
-  const referenceTokens = reference !== undefined ? wordTokens(reference) : undefined;
+  const referenceWords = input.reference !== undefined ? wordTokens(input.reference) : [];
+  const reference = referenceWords.length > 0 ? input.reference : undefined;
+  const referenceTokens = referenceWords.length > 0 ? referenceWords : undefined;
   const subscores: Partial<Record<RubricSubscore, number>> = {};
   if (referenceTokens) subscores.content = rougeLF1(contentTokens(tokens), contentTokens(referenceTokens));
   const completeness = completenessScore(input, tokens.length, referenceTokens?.length);

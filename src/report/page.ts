@@ -1,6 +1,6 @@
 // The report page: summary at the top, then charts, then the per-example drill-down. Pure
 // string building; every data-derived string is escaped here.
-import type { DrilldownExample, Metrics } from '../analysis/types.ts';
+import { EVAL_DURING_TRAINING, type DrilldownExample, type Metrics } from '../analysis/types.ts';
 import type { Chart } from './charts.ts';
 import { escapeHtml as h, inlineScript, jsonForScript } from './html.ts';
 
@@ -60,8 +60,7 @@ export function renderPage(p: PageInput): string {
   const sel = m.selection;
   const selRow = m.epochs.find((e) => e.epoch === sel.epoch);
   // Evaluation during training ran on another core at the same time as training: not added.
-  const OVERLAPPED = 'evalDuringTraining';
-  const totalSeconds = Object.entries(m.durationsSeconds).reduce((a, [k, v]) => (k === OVERLAPPED ? a : a + v), 0);
+  const totalSeconds = Object.entries(m.durationsSeconds).reduce((a, [k, v]) => (k === EVAL_DURING_TRAINING ? a : a + v), 0);
   const isRubric = /rubric/i.test(m.judge.kind);
   const judgeExtra = Object.entries(m.judge).filter(([k]) => !['kind', 'description'].includes(k));
 
@@ -96,7 +95,7 @@ export function renderPage(p: PageInput): string {
     .map(([k, v]) => `<li>${h(k)}: ${h(valueText(v))}</li>`)
     .join('');
   const durationItems = Object.entries(m.durationsSeconds)
-    .map(([k, v]) => `<li>${h(k)}: ${h(v.toFixed(1))} s${k === OVERLAPPED ? ' (on another core while training ran; not in the total)' : ''}</li>`)
+    .map(([k, v]) => `<li>${h(k)}: ${h(v.toFixed(1))} s${k === EVAL_DURING_TRAINING ? ' (on another core while training ran; not in the total)' : ''}</li>`)
     .join('');
 
   const figures = p.charts

@@ -130,17 +130,6 @@ function stepOnExamples(examples: TrainExample[], step: (batch: Batch) => number
   }
 }
 
-interface Phase {
-  label: string;
-  examples: TrainExample[];
-  epochs: number;
-  batchSize: number;
-  lrStart: number;
-  lrEnd: number;
-  dropout: number[] | undefined;
-  seedLabel: string;
-}
-
 /** Batches of one epoch, in a order derived from (seed, phase, epoch) only. */
 function epochBatches(n: number, batchSize: number, seed: number, seedLabel: string, epoch: number): number[][] {
   const order = shuffleInPlace(Array.from({ length: n }, (_, i) => i), mulberry32(deriveSeed(seed, seedLabel, 'shuffle', epoch)));
@@ -152,7 +141,7 @@ function epochBatches(n: number, batchSize: number, seed: number, seedLabel: str
 const OPTIMIZER_BIN = 'optimizer.bin';
 const OPTIMIZER_JSON = 'optimizer.json';
 
-async function baseIdentity(opts: TrainRunOptions): Promise<string> {
+function baseIdentity(opts: TrainRunOptions): string {
   return stableHash({ model: opts.model, base: opts.train.base, seed: opts.seed, data: opts.dataHash, tokenizer: stableHash(opts.tokenizerJson), n: opts.pretrainExamples?.length ?? 0 });
 }
 
@@ -172,6 +161,7 @@ export async function runTraining(opts: TrainRunOptions): Promise<TrainRunResult
   let startEpoch = 1;
   let weights: NamedWeights | undefined;
   let optimizer: { bin: Uint8Array; json: string; where: string } | undefined;
+  let lastManifest: CheckpointManifest | undefined;
   if (opts.resume) {
     for (const entry of existing) {
       if (entry.epoch > train.epochs) break;
@@ -181,14 +171,14 @@ export async function runTraining(opts: TrainRunOptions): Promise<TrainRunResult
       }
       if (entry.epoch !== startEpoch) throw new Error(`${runDir}: checkpoint ${epochDirName(startEpoch)} is missing before ${path.basename(entry.dir)}; remove the later ones to resume`);
       results.push({ epoch: entry.epoch, dir: entry.dir, trainLoss: manifest.trainLoss });
+      lastManifest = manifest;
       startEpoch = entry.epoch + 1;
     }
     if (results.length > 0) {
       const last = results[results.length - 1]!;
       if (last.epoch === train.epochs) {
-        const manifest = await verifyCheckpoint(last.dir);
         log(`all ${train.epochs} epochs already trained in ${runDir}`);
-        return { backend: backend.name, checkpoints: results, seconds: 0, tokensPerSec: Number((manifest.extra?.tokensPerSec as number) ?? 0), trimmed: opts.trimmedCount };
+        return { backend: backend.name, checkpoints: results, seconds: 0, tokensPerSec: Number((lastManifest!.extra?.tokensPerSec as number) ?? 0), trimmed: opts.trimmedCount };
       }
       const loaded = await loadCheckpoint(last.dir);
       weights = loaded.weights;
@@ -208,16 +198,9 @@ export async function runTraining(opts: TrainRunOptions): Promise<TrainRunResult
     if (optimizer) restoreAdamW(params, state, optimizer.bin, optimizer.json, optimizer.where);
     const stepsPerEpoch = Math.ceil(opts.examples.length / train.batchSize);
     const totalSteps = stepsPerEpoch * train.epochs;
-    const phase: Phase = {
-      label: 'train',
-      examples: opts.examples,
-      epochs: train.epochs,
-      batchSize: train.batchSize,
-      lrStart: train.lr * train.lrScale,
-      lrEnd: train.lrEnd * train.lrScale,
-      dropout: dropoutProfile(model.layers, train.dropoutBottom, train.dropoutTop),
-      seedLabel: 'finetune',
-    };
+    const lrStart = train.lr * train.lrScale;
+    const lrEnd = train.lrEnd * train.lrScale;
+    const dropout = dropoutProfile(model.layers, train.dropoutBottom, train.dropoutTop);
     const progress = createProgress('train', (train.epochs - startEpoch + 1) * stepsPerEpoch, { quiet: opts.quiet });
     const phaseStarted = Date.now();
     let phaseTokens = 0;
@@ -226,10 +209,10 @@ export async function runTraining(opts: TrainRunOptions): Promise<TrainRunResult
       let lossSum = 0;
       let scoredSum = 0;
       let step = (epoch - 1) * stepsPerEpoch;
-      for (const indices of epochBatches(phase.examples.length, phase.batchSize, seed, phase.seedLabel, epoch)) {
-        const lr = learningRate(step, totalSteps, phase.lrStart, phase.lrEnd);
-        const done = stepOnExamples(indices.map((i) => phase.examples[i]!), (batch) =>
-          trainStep(params, model, state, batch, lr, train, phase.dropout, deriveSeed(seed, phase.seedLabel, 'dropout', step)),
+      for (const indices of epochBatches(opts.examples.length, train.batchSize, seed, 'finetune', epoch)) {
+        const lr = learningRate(step, totalSteps, lrStart, lrEnd);
+        const done = stepOnExamples(indices.map((i) => opts.examples[i]!), (batch) =>
+          trainStep(params, model, state, batch, lr, train, dropout, deriveSeed(seed, 'finetune', 'dropout', step)),
         );
         lossSum += done.lossSum;
         scoredSum += done.scored;
@@ -255,11 +238,11 @@ export async function runTraining(opts: TrainRunOptions): Promise<TrainRunResult
             backendDetail: backend.detail,
             tokensPerSec,
             epochSeconds: (Date.now() - epochStarted) / 1000,
-            lr: learningRate(step - 1, totalSteps, phase.lrStart, phase.lrEnd),
+            lr: learningRate(step - 1, totalSteps, lrStart, lrEnd),
             lrScale: train.lrScale,
             examples: opts.examples.length,
             trimmed: opts.trimmedCount,
-            dropout: phase.dropout,
+            dropout,
           },
         },
       );
@@ -295,7 +278,7 @@ async function baseWeights(opts: TrainRunOptions, backendName: string, log: (m: 
   // Pretraining on general text: so that, as in LIMA, knowledge comes from pretraining and the
   // curated set teaches the format. Its result is a checkpoint of its own, reused on rerun.
   const baseDir = path.join(opts.runDir, 'base');
-  const identity = await baseIdentity(opts);
+  const identity = baseIdentity(opts);
   const done = (await listCheckpoints(baseDir)).find((c) => c.epoch === base.epochs);
   if (done) {
     const loaded = await loadCheckpoint(done.dir);
