@@ -55,18 +55,30 @@ export function negLogProb(logits: Float32Array, offset: number, vocab: number, 
 }
 
 /**
- * NLL per example from [batch, width, vocab] logits of right-padded rows. With `logsumexp`
- * ([batch, width], from the graph) each token costs one subtraction; without it, a float64
- * log-sum-exp over the row in JS (the reference path).
+ * NLL per example from [batch, width, vocab] logits of right-padded rows, with a float64 softmax
+ * in JS: the reference that the graph's token_logprobs are tested against.
  */
-export function nllFromLogits(logits: Float32Array, batch: readonly ScoringExample[], width: number, vocab: number, logsumexp?: Float32Array): ExampleScore[] {
+export function nllFromLogits(logits: Float32Array, batch: readonly ScoringExample[], width: number, vocab: number): ExampleScore[] {
   return batch.map((ex, b) => {
     let nll = 0;
     let tokens = 0;
     for (let t = 1; t < ex.ids.length; t++) {
       if (ex.lossMask[t] !== 1) continue;
-      const row = b * width + t - 1;
-      nll += logsumexp ? logsumexp[row]! - logits[row * vocab + ex.ids[t]!]! : negLogProb(logits, row * vocab, vocab, ex.ids[t]!);
+      nll += negLogProb(logits, (b * width + t - 1) * vocab, vocab, ex.ids[t]!);
+      tokens++;
+    }
+    return { id: ex.id, nll, tokens, bytes: ex.bytes };
+  });
+}
+
+/** NLL per example from the graph's [batch, width-1] next-token log-probabilities. */
+export function nllFromTokenLogprobs(tokenLogprobs: Float32Array, batch: readonly ScoringExample[], width: number): ExampleScore[] {
+  return batch.map((ex, b) => {
+    let nll = 0;
+    let tokens = 0;
+    for (let t = 1; t < ex.ids.length; t++) {
+      if (ex.lossMask[t] !== 1) continue;
+      nll -= tokenLogprobs[b * (width - 1) + t - 1]!;
       tokens++;
     }
     return { id: ex.id, nll, tokens, bytes: ex.bytes };
@@ -75,17 +87,15 @@ export function nllFromLogits(logits: Float32Array, batch: readonly ScoringExamp
 
 /** Scores one batch in one forward pass (right padding, attention mask 0 on padding). */
 export async function scoreBatch(session: DecoderSession, batch: readonly ScoringExample[]): Promise<ExampleScore[]> {
-  const { vocab, context } = session.model;
+  const { context } = session.model;
   for (const ex of batch) {
     if (ex.ids.length > context) throw new Error(`example ${ex.id}: ${ex.ids.length} tokens exceed the model context ${context}`);
   }
-  // The last token is never a context for a target, so it need not be fed.
-  const inputs = batch.map((ex) => ex.ids.slice(0, Math.max(1, ex.ids.length - 1)));
-  const width = Math.max(...inputs.map((r) => r.length));
-  const mask = inputs.map((r) => Array.from({ length: width }, (_, t) => (t < r.length ? 1 : 0)));
-  const positions = inputs.map(() => Array.from({ length: width }, (_, t) => t));
-  const { logits, logsumexp } = await session.run(inputs, mask, positions);
-  return nllFromLogits(logits, batch, width, vocab, logsumexp);
+  const width = Math.max(...batch.map((ex) => ex.ids.length));
+  const mask = batch.map((ex) => Array.from({ length: width }, (_, t) => (t < ex.ids.length ? 1 : 0)));
+  const positions = batch.map(() => Array.from({ length: width }, (_, t) => t));
+  const tokenLogprobs = await session.tokenLogprobs(batch.map((ex) => ex.ids), mask, positions);
+  return nllFromTokenLogprobs(tokenLogprobs, batch, width);
 }
 
 export interface PerplexitySummary {

@@ -18,8 +18,6 @@ export interface PastState {
 export interface StepOutput {
   /** [batch, seq, vocab] */
   logits: Float32Array;
-  /** [batch, seq]: log-sum-exp of each logits row (computed in the graph). */
-  logsumexp: Float32Array;
   present: PastState;
 }
 
@@ -58,27 +56,39 @@ export class DecoderSession {
     return { length: 0, tensors };
   }
 
-  /**
-   * Runs the graph. `inputIds`/`positionIds` are [batch][seq] (rows shorter than seq are padded with 0),
-   * `attentionMask` is [batch][past + seq].
-   */
-  async run(inputIds: readonly (readonly number[])[], attentionMask: readonly (readonly number[])[], positionIds: readonly (readonly number[])[], past?: PastState): Promise<StepOutput> {
-    const batch = inputIds.length;
+  private feeds(inputIds: readonly (readonly number[])[], attentionMask: readonly (readonly number[])[], positionIds: readonly (readonly number[])[], past: PastState): Record<string, ort.Tensor> {
     const seq = Math.max(...inputIds.map((r) => r.length));
-    const pastState = past ?? this.emptyPast(batch);
     const feeds: Record<string, ort.Tensor> = {
       input_ids: int64Tensor(inputIds, seq),
-      attention_mask: int64Tensor(attentionMask, pastState.length + seq),
+      attention_mask: int64Tensor(attentionMask, past.length + seq),
       position_ids: int64Tensor(positionIds, seq),
     };
     for (let i = 0; i < this.model.layers; i++) {
-      feeds[pastKeyName(i)] = pastState.tensors[2 * i]!;
-      feeds[pastValueName(i)] = pastState.tensors[2 * i + 1]!;
+      feeds[pastKeyName(i)] = past.tensors[2 * i]!;
+      feeds[pastValueName(i)] = past.tensors[2 * i + 1]!;
     }
-    const out = await this.session.run(feeds);
-    const tensors: ort.Tensor[] = [];
-    for (let i = 0; i < this.model.layers; i++) tensors.push(out[presentKeyName(i)]!, out[presentValueName(i)]!);
-    return { logits: out.logits!.data as Float32Array, logsumexp: out.logsumexp!.data as Float32Array, present: { length: pastState.length + seq, tensors } };
+    return feeds;
+  }
+
+  /**
+   * Runs the graph for decoding. `inputIds`/`positionIds` are [batch][seq] (rows shorter than seq
+   * are padded with 0), `attentionMask` is [batch][past + seq].
+   */
+  async run(inputIds: readonly (readonly number[])[], attentionMask: readonly (readonly number[])[], positionIds: readonly (readonly number[])[], past?: PastState): Promise<StepOutput> {
+    const pastState = past ?? this.emptyPast(inputIds.length);
+    const presentNames = Array.from({ length: this.model.layers }, (_, i) => [presentKeyName(i), presentValueName(i)]).flat();
+    const out = await this.session.run(this.feeds(inputIds, attentionMask, positionIds, pastState), ['logits', ...presentNames]);
+    const seq = Math.max(...inputIds.map((r) => r.length));
+    return { logits: out.logits!.data as Float32Array, present: { length: pastState.length + seq, tensors: presentNames.map((name) => out[name]!) } };
+  }
+
+  /**
+   * Full-sequence scoring without a past: [batch, seq-1] values ln p(inputIds[b][t+1] | inputIds[b][0..t]).
+   * Only this output is copied out of onnxruntime (not the logits or the keys/values).
+   */
+  async tokenLogprobs(inputIds: readonly (readonly number[])[], attentionMask: readonly (readonly number[])[], positionIds: readonly (readonly number[])[]): Promise<Float32Array> {
+    const out = await this.session.run(this.feeds(inputIds, attentionMask, positionIds, this.emptyPast(inputIds.length)), ['token_logprobs']);
+    return out.token_logprobs!.data as Float32Array;
   }
 
   async release(): Promise<void> {

@@ -5,8 +5,8 @@
 //   input_ids [batch, seq] int64, attention_mask [batch, past+seq] int64 (1 = real token),
 //   position_ids [batch, seq] int64, past_key_values.{i}.key/.value [batch, heads, past, headDim]
 //   -> logits [batch, seq, vocab], present.{i}.key/.value [batch, heads, past+seq, headDim],
-//      and logsumexp [batch, seq] = log(sum(exp(logits))) over the vocabulary (stable, in the
-//      graph), so scoring needs only lse - logit[target] per token instead of a JS softmax.
+//      and token_logprobs [batch, seq-1] = ln p(input_ids[:, t+1] | tokens up to t), so scoring
+//      fetches 4 bytes per token instead of the whole logits tensor.
 // Attention is always causal (query at absolute position past+s sees keys 0..past+s) and also
 // skips keys whose attention_mask is 0 (right padding).
 import type { ModelConfig } from './config.ts';
@@ -18,7 +18,7 @@ import { writeFileAtomic } from '../util/atomic.ts';
 export const ONNX_OPSET = 20; // Gelu(approximate="tanh") needs 20; LayerNormalization needs 17
 export const ONNX_IR_VERSION = 9;
 /** Bump when the graph changes, so cached .onnx files are re-exported. */
-export const ONNX_EXPORTER_VERSION = 3;
+export const ONNX_EXPORTER_VERSION = 4;
 /** Added to attention scores of masked keys, so they lose to every allowed key whatever its score. */
 const MASKED_SCORE = -1e9;
 /**
@@ -160,13 +160,16 @@ export function buildOnnxModel(model: ModelConfig, weights: NamedWeights): Model
   const xf = layerNorm(x, 'lnf', 'lnf.out');
   const logitsFlat = g.op1('Gemm', [xf, 'wte'], [intAttr('transB', 1)], 'logits_flat');
   const logits = g.op1('Reshape', [logitsFlat, logitsShape], [], 'logits');
-  // Log-sum-exp of each logits row, for scoring without a JS softmax: lse = x[0] - logsoftmax(x)[0].
-  // onnxruntime's LogSoftmax is one fused, stable pass; it measured faster here than ReduceLogSumExp
-  // (4x slower) and than spelling out max + log(sum(exp(x - max))).
-  const first = g.int64('const_index_0', [], [0]);
+  // Log-probability of each next input token. Fetching only this [batch, seq-1] output made
+  // scoring ~12% faster than copying the logits (16 MB per 8 x 256 batch) out to JS. LogSoftmax is
+  // one fused, stable pass (ReduceLogSumExp measured 4x slower). The next ids are padded with one
+  // 0 at the end so the gather reads every row, and the last row is then dropped.
   const logProbs = g.op1('LogSoftmax', [logits], [intAttr('axis', -1)], 'log_probs');
-  const gatherFirst = (t: string): string => g.op1('Gather', [t, first], [intAttr('axis', 2)]);
-  g.op1('Sub', [gatherFirst(logits), gatherFirst(logProbs)], [], 'logsumexp');
+  const nextIds = g.op1('Slice', ['input_ids', g.int64('const_one_1d', [1], [1]), g.int64('const_int64_max', [1], [Number.MAX_SAFE_INTEGER]), axis1], [], 'next_ids');
+  const nextIdsPadded = g.op1('Pad', [nextIds, g.int64('const_pad_end', [4], [0, 0, 0, 1])], [], 'next_ids_padded'); // [batch, seq]
+  const nextLogProbs = g.op1('GatherElements', [logProbs, g.op1('Unsqueeze', [nextIdsPadded, lastAxis])], [intAttr('axis', 2)]); // [batch, seq, 1]
+  const minusOne = g.int64('const_minus_one_1d', [1], [-1]);
+  g.op1('Slice', [g.op1('Squeeze', [nextLogProbs, lastAxis]), g.int64('const_zero_1d', [1], [0]), minusOne, axis1], [], 'token_logprobs');
 
   const pastDims = ['batch', heads, 'past', headDim];
   const presentDims = ['batch', heads, 'total', headDim];
@@ -175,7 +178,7 @@ export function buildOnnxModel(model: ModelConfig, weights: NamedWeights): Model
     valueInfo('attention_mask', DataType.INT64, ['batch', 'total']),
     valueInfo('position_ids', DataType.INT64, ['batch', 'seq']),
   ];
-  const outputs = [valueInfo('logits', DataType.FLOAT, ['batch', 'seq', vocab]), valueInfo('logsumexp', DataType.FLOAT, ['batch', 'seq'])];
+  const outputs = [valueInfo('logits', DataType.FLOAT, ['batch', 'seq', vocab]), valueInfo('token_logprobs', DataType.FLOAT, ['batch', 'seq_minus_1'])];
   for (let i = 0; i < layers; i++) {
     inputs.push(valueInfo(pastKeyName(i), DataType.FLOAT, pastDims), valueInfo(pastValueName(i), DataType.FLOAT, pastDims));
     outputs.push(valueInfo(presentKeyName(i), DataType.FLOAT, presentDims), valueInfo(presentValueName(i), DataType.FLOAT, presentDims));

@@ -9,6 +9,7 @@ import { exportOnnx, exportOnnxBytes } from '../../src/model/onnx-export.ts';
 import { decodeModel } from '../../src/model/onnx-proto.ts';
 import { referenceForward } from '../../src/model/reference-forward.ts';
 import { DecoderSession } from '../../src/eval/session.ts';
+import { negLogProb } from '../../src/eval/scoring.ts';
 import { mulberry32 } from '../../src/util/rng.ts';
 import { randomWeights, tempDir } from './helpers.ts';
 
@@ -54,7 +55,7 @@ test('the exported file is a valid ModelProto with the decoder inputs and output
   const decoded = decodeModel(bytes);
   assert.equal(decoded.opsetImport[0]!.version, 20);
   assert.deepEqual(decoded.graph.input.map((i) => i.name).slice(0, 4), ['input_ids', 'attention_mask', 'position_ids', 'past_key_values.0.key']);
-  assert.deepEqual(decoded.graph.output.map((o) => o.name).slice(0, 4), ['logits', 'logsumexp', 'present.0.key', 'present.0.value']);
+  assert.deepEqual(decoded.graph.output.map((o) => o.name).slice(0, 4), ['logits', 'token_logprobs', 'present.0.key', 'present.0.value']);
   const wte = decoded.graph.initializer.find((t) => t.name === 'wte')!;
   assert.deepEqual(wte.dims, [model.vocab, model.dModel]);
   await fs.rm(dir, { recursive: true, force: true });
@@ -140,12 +141,15 @@ test('masking holds when attention scores are in the hundreds (the pre-softmax s
   const ref = referenceForward(model, sharp, { inputIds: ids, attentionMask: mask, positionIds: pos });
   const err = relativeError(onnx.logits, ref.logits, real);
   assert.ok(err < 1e-4, `relative error ${err}`);
-  // The graph's log-sum-exp output equals one computed from its own logits in float64.
-  for (let row = 0; row < 2 * width; row++) {
-    const x = onnx.logits.subarray(row * model.vocab, (row + 1) * model.vocab);
-    const max = Math.max(...x);
-    const lse = max + Math.log(x.reduce((s, v) => s + Math.exp(v - max), 0));
-    assert.ok(Math.abs(onnx.logsumexp[row]! - lse) < 1e-4 * Math.max(1, Math.abs(lse)), `row ${row}: logsumexp ${onnx.logsumexp[row]} vs ${lse}`);
+  // The graph's next-token log-probabilities equal ones computed from its own logits in float64.
+  const tokenLogprobs = await session.tokenLogprobs(ids, mask, pos);
+  for (let b = 0; b < ids.length; b++) {
+    for (let t = 0; t + 1 < width; t++) {
+      if (mask[b]![t + 1] !== 1) continue;
+      const expected = -negLogProb(onnx.logits, (b * width + t) * model.vocab, model.vocab, ids[b]![t + 1]!);
+      const got = tokenLogprobs[b * (width - 1) + t]!;
+      assert.ok(Math.abs(got - expected) < 1e-4 * Math.max(1, Math.abs(expected)), `row ${b} position ${t}: ${got} vs ${expected}`);
+    }
   }
   // One decoding step over a past with masked slots (keys 2 and 3 hidden).
   const past = await session.run([ids[0]!.slice(0, 6)], [[1, 1, 0, 0, 1, 1]], [[0, 1, 2, 3, 4, 5]]);
