@@ -41,14 +41,29 @@ export function nucleus(logits: Float32Array, temperature: number, topP: number)
   }
   // Find how many tokens the nucleus needs from the weights alone (a native numeric sort, much
   // cheaper per decoding step than sorting ids with a comparator), then collect just those ids.
-  const sorted = weights.slice().sort().reverse();
-  let cumulative = 0;
-  let count = 0;
-  // A tiny tolerance so p = 1 keeps everything despite rounding, and exact hits stop.
-  while (count < n) {
-    cumulative += sorted[count]! / total;
-    count++;
-    if (cumulative >= topP - 1e-12) break;
+  // Only weights >= total * (1 - topP) / n can be needed: the rest sum to less than 1 - topP of
+  // the total. Sorting just those gives the same prefix as sorting all n; the full sort remains
+  // for when rounding leaves the prefix short.
+  const nucleusCount = (sorted: Float64Array): number => {
+    let cumulative = 0;
+    let count = 0;
+    // A tiny tolerance so p = 1 keeps everything despite rounding, and exact hits stop.
+    while (count < sorted.length) {
+      cumulative += sorted[count]! / total;
+      count++;
+      if (cumulative >= topP - 1e-12) return count;
+    }
+    return -count;
+  };
+  const cutoff = (total * Math.max(0, 1 - topP)) / n;
+  const candidates = new Float64Array(n);
+  let candidateCount = 0;
+  for (let i = 0; i < n; i++) if (weights[i]! >= cutoff) candidates[candidateCount++] = weights[i]!;
+  let sorted = candidates.subarray(0, candidateCount).sort().reverse();
+  let count = nucleusCount(sorted);
+  if (count <= 0) {
+    sorted = weights.slice().sort().reverse();
+    count = Math.abs(nucleusCount(sorted));
   }
   const threshold = sorted[count - 1]!;
   let above = 0;

@@ -38,6 +38,40 @@ test('top-p keeps the smallest most-probable set reaching p (hand example)', () 
   assert.equal(drawFrom(c, 0.99), 3);
 });
 
+/** Nucleus by sorting every token (the definition, slow): most probable first, ties by lower id. */
+function nucleusBySortingAll(logits: Float32Array, temperature: number, topP: number): number[] {
+  const max = Math.max(...logits);
+  const weights = Array.from(logits, (l) => Math.exp((l - max) / temperature));
+  const total = weights.reduce((a, b) => a + b, 0);
+  const order = weights.map((w, id) => ({ w, id })).sort((a, b) => b.w - a.w || a.id - b.id);
+  let cumulative = 0;
+  const kept: number[] = [];
+  for (const { w, id } of order) {
+    cumulative += w / total;
+    kept.push(id);
+    if (cumulative >= topP - 1e-12) break;
+  }
+  return kept.sort((a, b) => a - b);
+}
+
+test('top-p equals sorting every token, on flat, peaked and tied rows of a 2048-token vocabulary', () => {
+  const rng = mulberry32(11);
+  let compared = 0;
+  for (const scale of [0.01, 1, 4, 12]) {
+    for (const [temperature, topP] of [[0.7, 0.9], [1, 0.5], [0.7, 1], [1.3, 0.99], [0.7, 0.001]] as const) {
+      for (let row = 0; row < 4; row++) {
+        // Quantised logits give many exact ties, including at the nucleus boundary.
+        const logits = Float32Array.from({ length: 2048 }, () => Math.round(rng() * scale * 8) / 8);
+        const got = nucleus(logits, temperature, topP);
+        assert.deepEqual(got.ids, nucleusBySortingAll(logits, temperature, topP), `scale ${scale}, T ${temperature}, p ${topP}, row ${row}`);
+        assert.ok(Math.abs(got.probs.reduce((a, b) => a + b, 0) - 1) < 1e-9);
+        compared++;
+      }
+    }
+  }
+  assert.equal(compared, 80);
+});
+
 test('sampleNext: same seed, same draws; the penalty can change the choice', () => {
   const rng = mulberry32(4);
   const row = Float32Array.from({ length: 50 }, () => rng() * 4);
