@@ -23,8 +23,8 @@ export const ONNX_EXPORTER_VERSION = 5;
 const MASKED_SCORE = -1e9;
 /**
  * Before the softmax, scores are raised to at least (row max - SCORE_FLOOR). onnxruntime's exp
- * runs ~3x slower on inputs whose result underflows (below ~-87), which every masked key hit:
- * the softmax was a quarter of scoring time. A key 80 below the row max has weight e^-80
+ * runs ~3x slower on inputs whose result underflows to a subnormal (below ~-87), which every
+ * masked key hit: the softmax was a quarter of scoring time. A key 80 below the row max has weight e^-80
  * (1.8e-35), far below float32 resolution, so the output is unchanged. A fixed mask of -60
  * would be as fast but wrong wherever a masked key's score beats the best allowed one by ~60.
  */
@@ -160,9 +160,9 @@ export function buildOnnxModel(model: ModelConfig, weights: NamedWeights): Model
     x = g.op1('Add', [x, linear(act, `${p}.mlp.w2`, `${p}.mlp.b2`, 4 * d, d, `${p}.mlp.out`)], [], `${p}.resid2`);
   }
 
-  // Tied output: logits = LN_f(x) @ wte^T, as a 3-D MatMul that writes the [batch, seq, vocab] output directly: a 2-D Gemm needs
-  // a Reshape after it, which copies the logits (~2 ms per 8 x 256 batch). onnxruntime folds the
-  // Transpose of the wte initializer once, when the session loads.
+  // Tied output: logits = LN_f(x) @ wte^T, as a 3-D MatMul that writes [batch, seq, vocab]
+  // directly (a 2-D Gemm needs a Reshape after it, which copies the logits: ~2 ms per 8 x 256
+  // batch). onnxruntime folds the Transpose of the wte initializer once, when the session loads.
   const xf = g.op1('Reshape', [layerNorm(x, 'lnf', 'lnf.out'), hiddenShape], [], 'lnf.out_3d');
   const logits = g.op1('MatMul', [xf, g.op1('Transpose', ['wte'], [intsAttr('perm', [1, 0])], 'wte_transposed')], [], 'logits');
   // Log-probability of each next input token. Fetching only this [batch, seq-1] output made
