@@ -54,35 +54,31 @@ export function negLogProb(logits: Float32Array, offset: number, vocab: number, 
   return Math.log(sum) + max - logits[offset + target]!;
 }
 
-/**
- * NLL per example from [batch, width, vocab] logits of right-padded rows, with a float64 softmax
- * in JS: the reference that the graph's token_logprobs are tested against.
- */
-export function nllFromLogits(logits: Float32Array, batch: readonly ScoringExample[], width: number, vocab: number): ExampleScore[] {
+/** Per example: the sum of `nllAt(b, t, token)` over its target positions t, and their count. */
+function sumOverTargets(batch: readonly ScoringExample[], nllAt: (b: number, t: number, token: number) => number): ExampleScore[] {
   return batch.map((ex, b) => {
     let nll = 0;
     let tokens = 0;
     for (let t = 1; t < ex.ids.length; t++) {
       if (ex.lossMask[t] !== 1) continue;
-      nll += negLogProb(logits, (b * width + t - 1) * vocab, vocab, ex.ids[t]!);
+      nll += nllAt(b, t, ex.ids[t]!);
       tokens++;
     }
     return { id: ex.id, nll, tokens, bytes: ex.bytes };
   });
 }
 
+/**
+ * NLL per example from [batch, width, vocab] logits of right-padded rows, with a float64 softmax
+ * in JS: the reference that the graph's token_logprobs are tested against.
+ */
+export function nllFromLogits(logits: Float32Array, batch: readonly ScoringExample[], width: number, vocab: number): ExampleScore[] {
+  return sumOverTargets(batch, (b, t, token) => negLogProb(logits, (b * width + t - 1) * vocab, vocab, token));
+}
+
 /** NLL per example from the graph's [batch, width-1] next-token log-probabilities. */
 export function nllFromTokenLogprobs(tokenLogprobs: Float32Array, batch: readonly ScoringExample[], width: number): ExampleScore[] {
-  return batch.map((ex, b) => {
-    let nll = 0;
-    let tokens = 0;
-    for (let t = 1; t < ex.ids.length; t++) {
-      if (ex.lossMask[t] !== 1) continue;
-      nll -= tokenLogprobs[b * (width - 1) + t - 1]!;
-      tokens++;
-    }
-    return { id: ex.id, nll, tokens, bytes: ex.bytes };
-  });
+  return sumOverTargets(batch, (b, t) => -tokenLogprobs[b * (width - 1) + t - 1]!);
 }
 
 /** Scores one batch in one forward pass (right padding, attention mask 0 on padding). */
