@@ -1,6 +1,6 @@
 // Evaluation throughput: `node --import tsx bench/eval.ts [--quick]`.
 // Measures, in one run: onnxruntime-node's own 1024x1024 MatMul rate; perplexity scoring through
-// the real pool path (piscina workers, scoreBatch with its JS log-softmax) with 1 and 2 workers
+// the real pool path (piscina workers, scoreBatch on the graph's token_logprobs) with 1 and 2 workers
 // of 1 thread each; generation tokens/s with and without the KV cache; and PyTorch on CPU scoring
 // the same weights and tokens when /usr/bin/python3 has torch. Last stdout line: one JSON object.
 import { spawnSync } from 'node:child_process';
