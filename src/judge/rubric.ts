@@ -17,8 +17,11 @@ const RUN_ON_WORDS = 150;
 /** LCS is quadratic: compare at most this many words from each side. */
 const LCS_MAX_WORDS = 2000;
 
+const { content: W_CONTENT, completeness: W_COMPLETENESS, degeneration: W_DEGENERATION, organisation: W_ORGANISATION } = RUBRIC_WEIGHTS;
+const WEIGHTS_TEXT = `completeness ${W_COMPLETENESS}, degeneration ${W_DEGENERATION}, organisation ${W_ORGANISATION}`;
+
 export const RUBRIC_FORMULA =
-  'score = 1 + round(5 x weighted mean of sub-scores in [0,1]); weights content 0.5, completeness 0.2, degeneration 0.2, organisation 0.1, ' +
+  `score = 1 + round(5 x weighted mean of sub-scores in [0,1]); weights content ${W_CONTENT}, ${WEIGHTS_TEXT}, ` +
   'renormalised over the sub-scores that apply (no reference: content, and the length part of completeness, are left out). ' +
   'content = ROUGE-L F1 (longest common subsequence of lowercased word tokens, common English function words removed) of response vs reference; ' +
   'completeness = mean of [1 if it ended with end-of-turn, 0 if truncated] and [length ratio vs reference, 1 inside 0.3x..3x, else ratio/0.3 or 3/ratio]; ' +
@@ -167,7 +170,7 @@ export function createRubricJudge(): Judge {
     describe() {
       return (
         'Offline rubric judge, a transparent proxy for human or LLM judgment of helpfulness (not a replacement): ' +
-        'score = 1 + round(5 x weighted mean of content ROUGE-L F1 vs the reference 0.5, completeness 0.2, degeneration 0.2, organisation 0.1).'
+        `score = 1 + round(5 x weighted mean of content ROUGE-L F1 vs the reference ${W_CONTENT}, ${WEIGHTS_TEXT}).`
       );
     },
     async judge(input) {
