@@ -44,16 +44,15 @@ export function nucleus(logits: Float32Array, temperature: number, topP: number)
   // Only weights >= total * (1 - topP) / n can be needed: the rest sum to less than 1 - topP of
   // the total. Sorting just those gives the same prefix as sorting all n; the full sort remains
   // for when rounding leaves the prefix short.
+  /** How many of the largest `sorted` weights it takes to reach topP; 0 if even all of them fall short. */
   const nucleusCount = (sorted: Float64Array): number => {
     let cumulative = 0;
-    let count = 0;
-    // A tiny tolerance so p = 1 keeps everything despite rounding, and exact hits stop.
-    while (count < sorted.length) {
-      cumulative += sorted[count]! / total;
-      count++;
+    for (let count = 1; count <= sorted.length; count++) {
+      cumulative += sorted[count - 1]! / total;
+      // A tiny tolerance so p = 1 keeps everything despite rounding, and exact hits stop.
       if (cumulative >= topP - 1e-12) return count;
     }
-    return -count;
+    return 0;
   };
   const cutoff = (total * Math.max(0, 1 - topP)) / n;
   const candidates = new Float64Array(n);
@@ -61,9 +60,9 @@ export function nucleus(logits: Float32Array, temperature: number, topP: number)
   for (let i = 0; i < n; i++) if (weights[i]! >= cutoff) candidates[candidateCount++] = weights[i]!;
   let sorted = candidates.subarray(0, candidateCount).sort().reverse();
   let count = nucleusCount(sorted);
-  if (count <= 0) {
+  if (count === 0) {
     sorted = weights.slice().sort().reverse();
-    count = Math.abs(nucleusCount(sorted));
+    count = nucleusCount(sorted) || n; // rounding short of topP over every token: keep them all
   }
   const threshold = sorted[count - 1]!;
   let above = 0;

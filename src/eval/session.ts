@@ -30,10 +30,15 @@ function int64Tensor(rows: readonly (readonly number[])[], width: number): ort.T
 }
 
 export class DecoderSession {
+  /** present.{i}.key, present.{i}.value for every layer: the cache outputs decoding fetches. */
+  private readonly presentNames: string[];
+
   private constructor(
     readonly model: ModelConfig,
     private readonly session: ort.InferenceSession,
-  ) {}
+  ) {
+    this.presentNames = Array.from({ length: model.layers }, (_, i) => [presentKeyName(i), presentValueName(i)]).flat();
+  }
 
   static async create(onnx: string | Uint8Array, model: ModelConfig, options: SessionOptions): Promise<DecoderSession> {
     const sessionOptions: ort.InferenceSession.SessionOptions = {
@@ -76,10 +81,9 @@ export class DecoderSession {
    */
   async run(inputIds: readonly (readonly number[])[], attentionMask: readonly (readonly number[])[], positionIds: readonly (readonly number[])[], past?: PastState): Promise<StepOutput> {
     const pastState = past ?? this.emptyPast(inputIds.length);
-    const presentNames = Array.from({ length: this.model.layers }, (_, i) => [presentKeyName(i), presentValueName(i)]).flat();
-    const out = await this.session.run(this.feeds(inputIds, attentionMask, positionIds, pastState), ['logits', ...presentNames]);
+    const out = await this.session.run(this.feeds(inputIds, attentionMask, positionIds, pastState), ['logits', ...this.presentNames]);
     const seq = Math.max(...inputIds.map((r) => r.length));
-    return { logits: out.logits!.data as Float32Array, present: { length: pastState.length + seq, tensors: presentNames.map((name) => out[name]!) } };
+    return { logits: out.logits!.data as Float32Array, present: { length: pastState.length + seq, tensors: this.presentNames.map((name) => out[name]!) } };
   }
 
   /**
