@@ -236,12 +236,11 @@ export async function runExperiment(options: ExperimentOptions): Promise<Experim
   const trainLosses = await Promise.all(
     checkpoints.map(async (c) => ({ epoch: c.epoch, trainLoss: (await loadCheckpoint(c.dir)).manifest.trainLoss })),
   );
-  const generationByKey = new Map<string, GenerationResult>(evaluation.generations.map((g) => [`${g.epoch}:${g.exampleId}:${g.sample}`, g]));
   const input: AnalysisInput = {
     epochs: trainLosses,
     perplexity: evaluation.perplexity.map((p) => ({ epoch: p.epoch, exampleId: p.exampleId, nll: p.nll, tokens: p.tokens, bytes: p.bytes })),
     quality: judgments.map((j, i) => {
-      const g = generationByKey.get(judgeInputs[i]!.id)!;
+      const g = evaluation.generations[i]!; // judgeInputs (and so judgments) follow generations' order
       return { epoch: g.epoch, exampleId: g.exampleId, sample: g.sample, score: j.valid ? j.score : null };
     }),
     window: config.analysis.window,

@@ -197,12 +197,12 @@ export async function buildWordnetDataset(seed: number, counts: { train: number;
 
 type PartnerFn = (synset: Synset, word: string) => { synset: Synset; word: string } | undefined;
 
-/** Curated style (train and dev): direct answer sentence, a short structured list, one-line summary. */
 /** The definition's first sense (glosses list several, separated by semicolons). */
 function firstSense(synset: Synset): string {
   return synset.definition.split(';')[0]!.trim();
 }
 
+/** Curated style (train and dev): direct answer sentence, a short structured list, one-line summary. */
 function curatedPair(synset: Synset, word: string, rng: Rng, partner: PartnerFn): Array<{ role: 'user' | 'assistant'; content: string }> {
   const synonyms = synset.words.filter((w) => w !== word);
   const example = synset.examples[0];

@@ -4,7 +4,7 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import type { ChatRecord } from './types.ts';
-import { DataError, DATA_FORMATS, isSingleTurn, readJsonLines, readRecords, type DataFormat } from './readers.ts';
+import { DataError, DATA_FORMATS, isSingleTurn, readRecords, type DataFormat } from './readers.ts';
 import { buildWordnetDataset } from './builtin-wordnet.ts';
 import { ConfigError, expectBoolean, expectNumber, expectObject, expectString } from '../util/validate.ts';
 import { writeFileAtomic } from '../util/atomic.ts';

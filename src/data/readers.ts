@@ -67,10 +67,10 @@ export async function readRecords(file: string, opts: ReadOptions = {}): Promise
   const collector = new Collector(file, opts.skipInvalid ?? false);
   if (format === 'se-xml') {
     await readPostsXml(file, collector);
-  } else if (format === 'alpaca') {
-    await readAlpaca(file, collector);
+  } else if (format === 'alpaca' && (await peek(file, 4096)).trimStart().startsWith('[')) {
+    await readAlpacaArray(file, collector);
   } else {
-    const toTurns = format === 'lima' ? limaTurns : chatTurns;
+    const toTurns = format === 'lima' ? limaTurns : format === 'alpaca' ? alpacaTurns : chatTurns;
     await forEachJsonLine(file, collector, (value, line) => {
       collector.add(() => ({ id: `${collector.label}:${line}`, source: sourceOf(value, collector.source), turns: toTurns(value, collector.at(line)) }));
     });
@@ -267,15 +267,9 @@ function alpacaTurns(value: unknown, where: string): Turn[] {
   return turns;
 }
 
-async function readAlpaca(file: string, collector: Collector): Promise<void> {
-  const head = await peek(file, 4096);
-  if (!head.trimStart().startsWith('[')) {
-    await forEachJsonLine(file, collector, (value, line) => {
-      collector.add(() => ({ id: `${collector.label}:${line}`, source: sourceOf(value, collector.source), turns: alpacaTurns(value, collector.at(line)) }));
-    });
-    return;
-  }
-  // A JSON array: instruction datasets are small enough to parse whole.
+/** Alpaca as one JSON array (Alpaca JSONL takes the generic JSONL path). */
+async function readAlpacaArray(file: string, collector: Collector): Promise<void> {
+  // Instruction datasets are small enough to parse whole.
   const text = (await fs.readFile(file, 'utf8')).replace(/^\uFEFF/, '');
   let items: unknown;
   try {
@@ -354,7 +348,6 @@ interface QuestionInfo {
   title: string;
   bodyHtml: string;
   acceptedId?: number;
-  line: number;
 }
 
 interface AnswerInfo {
@@ -404,13 +397,9 @@ async function readPostsXml(file: string, collector: Collector): Promise<void> {
     parser.error = null as unknown as Error;
     // Partial dumps may be cut off before </posts>; everything read so far is usable.
     if (/Unclosed root tag/i.test(message ?? '')) return;
-    if (collector.skipInvalid) {
-      collector.skip('xml-error');
-      parser.resume();
-    } else {
-      parseError ??= new DataError(`${file}:${parser.line + 1}: malformed XML (${message})`);
-      parser.resume();
-    }
+    if (collector.skipInvalid) collector.skip('xml-error');
+    else parseError ??= new DataError(`${file}:${parser.line + 1}: malformed XML (${message})`);
+    parser.resume();
   };
   parser.onopentag = (node) => {
     if (!sawRoot) {
@@ -427,7 +416,7 @@ async function readPostsXml(file: string, collector: Collector): Promise<void> {
       if (type === '1') {
         const title = attrs.Title ?? '';
         if (title.trim() === '') throw new RecordError(`${where}: field "Title": expected a non-empty string on question ${id}`, 'empty-title');
-        const question: QuestionInfo = { title, bodyHtml: attrs.Body ?? '', acceptedId: intAttr(attrs, 'AcceptedAnswerId', where, false), line };
+        const question: QuestionInfo = { title, bodyHtml: attrs.Body ?? '', acceptedId: intAttr(attrs, 'AcceptedAnswerId', where, false) };
         questions.set(id, question);
         const c = candidates.get(id);
         if (c?.early) {
