@@ -5,7 +5,7 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { writeFileAtomic } from '../util/atomic.ts';
-import { sha256, stableStringify } from '../util/hash.ts';
+import { stableHash } from '../util/hash.ts';
 import type { Judgment } from './types.ts';
 
 export interface CacheKeyParts {
@@ -17,7 +17,7 @@ export interface CacheKeyParts {
 }
 
 export function judgmentCacheKey(parts: CacheKeyParts): string {
-  return sha256(stableStringify({ model: parts.model, template: parts.templateHash, prompt: parts.prompt, response: parts.response, reference: parts.reference ?? null }));
+  return stableHash({ model: parts.model, template: parts.templateHash, prompt: parts.prompt, response: parts.response, reference: parts.reference ?? null });
 }
 
 interface CacheEntry {
