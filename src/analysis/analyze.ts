@@ -168,6 +168,7 @@ export function analyze(input: AnalysisInput): Metrics {
     },
     judge,
     data: { train: input.data.train, heldout: input.data.heldout, dev: input.data.dev },
+    ...(input.heldoutCoverage ? { heldoutCoverage: { ...input.heldoutCoverage } } : {}),
     backend: { ...input.backend },
     durationsSeconds: { ...input.durationsSeconds },
   };

@@ -15,6 +15,8 @@ export interface AnalysisInput {
   seed: number;
   judge: { kind: string; description: string; formula?: string };
   data: { train: number; heldout: number; dev: number; sources?: Record<string, unknown> };
+  /** How the held-out set fitted the scoring window (src/eval/heldout.ts); copied into metrics.json. */
+  heldoutCoverage?: HeldoutCoverageFigures;
   /** Training backend, eval runtime. */
   backend: Record<string, unknown>;
   durationsSeconds: Record<string, number>;
@@ -28,6 +30,24 @@ export interface DrilldownExample {
   prompt: string;
   reference: string;
   generations: Array<{ epoch: number; sample: number; response: string; score: number | null }>;
+}
+
+export interface HeldoutCoverageFigures {
+  examples: number;
+  /** Answer tokens in the held-out set (whole conversations). */
+  answerTokens: number;
+  /** Answer tokens scored; each is scored exactly once. */
+  scoredTokens: number;
+  /** scoredTokens / answerTokens. */
+  coverage: number;
+  /** Examples whose prompt was cut from the left to fit the window. */
+  promptCut: number;
+  /** Examples whose answer was scored in more than one window. */
+  multiWindow: number;
+  windows: number;
+  /** Scoring window and stride, tokens. */
+  window: number;
+  stride: number;
 }
 
 /** A figure that may be undefined (no data, constant vector): null in JSON, never NaN. */
@@ -87,6 +107,8 @@ export interface Metrics {
   };
   judge: { kind: string; description: string; formula?: string };
   data: { train: number; heldout: number; dev: number };
+  /** Held-out coverage: present when the pipeline passed it in. */
+  heldoutCoverage?: HeldoutCoverageFigures;
   backend: Record<string, unknown>;
   durationsSeconds: Record<string, number>;
 }

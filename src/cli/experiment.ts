@@ -45,12 +45,14 @@ function log(quiet: boolean | undefined, message: string): void {
   if (!quiet) process.stderr.write(`[lima-harness] ${message}\n`);
 }
 
-/** What must match for a rerun to reuse a run directory: everything that changes results. */
+/**
+ * What must match for a rerun to reuse a run directory: everything that changes the data, the
+ * tokenizer or the checkpoints. Evaluation, judging and analysis settings are left out: their
+ * results are stored under a hash of their own settings, so changing them recomputes only them.
+ */
 function runIdentity(config: ExperimentConfig): Record<string, unknown> {
-  const { name: _name, description: _description, analysis: _analysis, judge: _judge, ...rest } = config;
-  // When the evaluation runs changes nothing in its results.
-  const { overlapTraining: _overlap, ...evalSettings } = config.eval;
-  return { ...rest, eval: evalSettings };
+  const { name: _name, description: _description, analysis: _analysis, judge: _judge, eval: _eval, ...rest } = config;
+  return rest;
 }
 
 async function checkRunIdentity(runDir: string, config: ExperimentConfig): Promise<void> {
@@ -210,6 +212,12 @@ export async function runExperiment(options: ExperimentOptions): Promise<Experim
   const evaluation = await timed('eval', () =>
     runEvaluation({ checkpoints, heldout, dev, outDir: path.join(runDir, 'eval'), config: config.eval, seed: config.seed, quiet }),
   );
+  const fit = evaluation.heldoutCoverage;
+  log(
+    quiet,
+    `held-out: ${fit.scoredTokens} of ${fit.answerTokens} answer tokens scored (coverage ${fit.coverage.toFixed(3)}) in ${fit.windows} windows of ${fit.window} tokens, stride ${fit.stride}; ` +
+      `${fit.promptCut} of ${fit.examples} prompts cut from the left, ${fit.multiWindow} answers in more than one window`,
+  );
   if (until < STAGES.indexOf('judge')) return { runDir };
 
   // 4. Judging every generation (cached on disk, so reruns make no new requests).
@@ -248,6 +256,7 @@ export async function runExperiment(options: ExperimentOptions): Promise<Experim
     seed: config.seed,
     judge: { kind: config.judge.kind, description: judge.describe() },
     data: { train: data.counts.train, heldout: data.counts.heldout, dev: data.counts.dev, sources: describeSources(config) },
+    heldoutCoverage: evaluation.heldoutCoverage,
     backend: { training: training.backend, trainTokensPerSec: round(training.tokensPerSec), evaluation: 'onnxruntime-node (cpu)', evalWorkers: config.eval.workers },
     durationsSeconds: Object.fromEntries(Object.entries(durations).map(([k, v]) => [k, round(v)])),
   };

@@ -1,6 +1,7 @@
 // Evaluation settings: the worker pool, scoring batch size and LIMA's decoding defaults
 // (nucleus p = 0.9, temperature 0.7, repetition penalty 1.2).
 import { ConfigError, expectBoolean, expectNumber, expectObject } from '../util/validate.ts';
+import type { Stride } from './heldout.ts';
 
 export interface GenerationConfig {
   /** Samples per dev prompt (LIMA's ablations used 5). */
@@ -17,8 +18,16 @@ export interface EvalConfig {
   workers: number | 'auto';
   /** Tokens (padded) per scoring batch. */
   batchTokens: number;
-  /** Held-out conversations are cut to this many tokens (as in training). */
+  /**
+   * Scoring window in tokens (at most the model's context). A held-out prompt longer than it is
+   * cut from the left; an answer longer than it is scored in rolling windows (src/eval/heldout.ts).
+   */
   maxLength: number;
+  /**
+   * Answer tokens newly scored per rolling window: "disjoint" (maxLength - 1, lm-evaluation-harness)
+   * or a smaller number for more context per token at more cost (Hugging Face's strided window).
+   */
+  stride: Stride;
   generation: GenerationConfig;
   /**
    * Evaluate each checkpoint with one single-threaded worker while training goes on (training on
@@ -29,9 +38,9 @@ export interface EvalConfig {
 
 export const defaultGenerationConfig: GenerationConfig = { samples: 1, topP: 0.9, temperature: 0.7, repetitionPenalty: 1.2, maxNewTokens: 64 };
 
-export const defaultEvalConfig: EvalConfig = { workers: 'auto', batchTokens: 2048, maxLength: 256, generation: defaultGenerationConfig, overlapTraining: false };
+export const defaultEvalConfig: EvalConfig = { workers: 'auto', batchTokens: 2048, maxLength: 256, stride: 'disjoint', generation: defaultGenerationConfig, overlapTraining: false };
 
-const EVAL_KEYS = ['workers', 'batchTokens', 'maxLength', 'generation', 'overlapTraining'] as const;
+const EVAL_KEYS = ['workers', 'batchTokens', 'maxLength', 'stride', 'generation', 'overlapTraining'] as const;
 const GENERATION_KEYS = ['samples', 'topP', 'temperature', 'repetitionPenalty', 'maxNewTokens'] as const;
 
 export function validateGenerationConfig(c: unknown, where: string): GenerationConfig {
@@ -52,10 +61,14 @@ export function validateEvalConfig(c: unknown, where: string): EvalConfig {
   const obj = expectObject(c, where, EVAL_KEYS);
   for (const key of EVAL_KEYS) if (obj[key] === undefined) throw new ConfigError(`${where}.${key}: missing`);
   const workers = obj.workers === 'auto' ? 'auto' : expectNumber(obj.workers, `${where}.workers (a positive integer or "auto")`, { integer: true, min: 1, max: 256 });
+  const maxLength = expectNumber(obj.maxLength, `${where}.maxLength`, { integer: true, min: 2 });
+  const stride =
+    obj.stride === 'disjoint' ? 'disjoint' : expectNumber(obj.stride, `${where}.stride ("disjoint" or a number of tokens)`, { integer: true, min: 1, max: maxLength - 1 });
   return {
     workers,
     batchTokens: expectNumber(obj.batchTokens, `${where}.batchTokens`, { integer: true, min: 1 }),
-    maxLength: expectNumber(obj.maxLength, `${where}.maxLength`, { integer: true, min: 2 }),
+    maxLength,
+    stride,
     generation: validateGenerationConfig(obj.generation, `${where}.generation`),
     overlapTraining: expectBoolean(obj.overlapTraining, `${where}.overlapTraining`),
   };

@@ -8,7 +8,7 @@ import { promises as fs } from 'node:fs';
 import { Piscina } from 'piscina';
 import type { ChatRecord, Turn } from '../data/types.ts';
 import { BpeTokenizer } from '../data/tokenizer.ts';
-import { encodeChat, encodePrompt } from '../data/chat-format.ts';
+import { encodePrompt } from '../data/chat-format.ts';
 import { loadCheckpoint } from '../train/checkpoint.ts';
 import { exportOnnx, ONNX_EXPORTER_VERSION } from '../model/onnx-export.ts';
 import type { ModelConfig } from '../model/config.ts';
@@ -18,19 +18,38 @@ import { deriveSeed } from '../util/rng.ts';
 import { createProgress } from '../util/progress.ts';
 import type { EvalConfig } from './config.ts';
 import { planBatches, summarizeScores, type ScoringExample } from './scoring.ts';
+import { fitHeldout, heldoutCoverage, HELDOUT_FIT_VERSION, strideTokens, windowExamples, type HeldoutCoverage } from './heldout.ts';
 import { fitPrompt } from './generate.ts';
 import { JsonlStore } from './results.ts';
 import type { EvalTask, EvalTaskResult, GenerationTask, PerplexityTask } from './tasks.ts';
 
 export { defaultEvalConfig, validateEvalConfig, type EvalConfig, type GenerationConfig } from './config.ts';
 
+/** One scoring window of one held-out example, as stored in perplexity.jsonl. */
+export interface WindowPerplexity {
+  checkpointHash: string;
+  epoch: number;
+  exampleId: string;
+  /** Window index within the example (src/eval/heldout.ts). */
+  window: number;
+  nll: number;
+  tokens: number;
+  bytes: number;
+  settingsHash: string;
+}
+
+/** One held-out example at one checkpoint: its windows summed (every answer token once). */
 export interface PerplexityResult {
   checkpointHash: string;
   epoch: number;
   exampleId: string;
+  /** Sum over answer tokens of -ln p(token | context), nats. */
   nll: number;
+  /** Answer tokens scored. */
   tokens: number;
+  /** UTF-8 bytes of the answer text scored. */
   bytes: number;
+  windows: number;
   settingsHash: string;
 }
 
@@ -73,6 +92,8 @@ export interface EvaluationResult {
   perplexity: PerplexityResult[];
   generations: GenerationResult[];
   perCheckpoint: CheckpointPerplexity[];
+  /** How the held-out set fitted the scoring window (the first checkpoint's tokenizer). */
+  heldoutCoverage: HeldoutCoverage & { window: number; stride: number };
   seconds: number;
   /** Results computed by this call (the rest came from earlier runs' files). */
   computed: { perplexity: number; generations: number };
@@ -148,7 +169,8 @@ function promptText(turns: Turn[]): string {
   return turns.map((t) => `${t.role}: ${t.content}`).join('\n\n');
 }
 
-const perplexityKey = (r: { checkpointHash: string; exampleId: string; settingsHash: string }): string => `${r.checkpointHash}|${r.exampleId}|${r.settingsHash}`;
+const perplexityKey = (r: { checkpointHash: string; exampleId: string; window: number; settingsHash: string }): string =>
+  `${r.checkpointHash}|${r.exampleId}|${r.window}|${r.settingsHash}`;
 const generationKey = (r: { checkpointHash: string; exampleId: string; sample: number; settingsHash: string }): string =>
   `${r.checkpointHash}|${r.exampleId}|${r.sample}|${r.settingsHash}`;
 
@@ -173,44 +195,54 @@ export async function runEvaluation(opts: EvaluationOptions): Promise<Evaluation
   const prepared: PreparedCheckpoint[] = [];
   for (const entry of [...opts.checkpoints].sort((a, b) => a.epoch - b.epoch)) prepared.push(await prepareCheckpoint(entry, onnxDir));
 
-  const pplStore = await JsonlStore.open<PerplexityResult>(path.join(outDir, 'perplexity.jsonl'), perplexityKey);
+  const pplStore = await JsonlStore.open<WindowPerplexity>(path.join(outDir, 'perplexity.jsonl'), perplexityKey);
   const genStore = await JsonlStore.open<GenerationResult>(path.join(outDir, 'generations.jsonl'), generationKey);
 
   // 2. Tokenise once per distinct tokenizer, then build every pending task.
-  const encodedHeldout = new Map<string, Map<number, ScoringExample[]>>();
+  type Fitted = { examples: Array<ScoringExample & { exampleId: string; window: number }>; coverage: HeldoutCoverage & { window: number; stride: number } };
+  const fittedHeldout = new Map<string, Fitted>();
   const encodedPrompts = new Map<string, number[][]>();
   const pending: PendingTask[] = [];
-  const pplSettings = new Map<string, string>();
+  const pplSettings = new Map<string, { settingsHash: string; fitted: Fitted }>();
   const genSettingsHash = stableHash({ kind: 'generation', exporter: ONNX_EXPORTER_VERSION, seed: opts.seed, topP: gen.topP, temperature: gen.temperature, repetitionPenalty: gen.repetitionPenalty, maxNewTokens: gen.maxNewTokens });
   const injected = (ids: string[], attempt: number): boolean =>
     opts.faultInjection !== undefined && ids.includes(opts.faultInjection.exampleId) && attempt < opts.faultInjection.failAttempts;
 
   for (const ck of prepared) {
-    const maxLength = Math.min(config.maxLength, ck.model.context);
-    const settingsHash = stableHash({ kind: 'perplexity', exporter: ONNX_EXPORTER_VERSION, maxLength, batchTokens: config.batchTokens });
-    pplSettings.set(ck.hash, settingsHash);
-    let byLength = encodedHeldout.get(ck.tokenizerKey);
-    if (!byLength) encodedHeldout.set(ck.tokenizerKey, (byLength = new Map()));
-    let examples = byLength.get(maxLength);
-    if (!examples) {
-      examples = opts.heldout.map((r) => {
-        let enc;
-        try {
-          enc = encodeChat(ck.tokenizer, r.turns, maxLength);
-        } catch (err) {
-          throw new Error(`held-out record ${r.id}: ${(err as Error).message}`);
-        }
-        return { id: r.id, ids: enc.ids, lossMask: enc.lossMask, bytes: enc.responseBytes };
-      });
-      byLength.set(maxLength, examples);
+    const window = Math.min(config.maxLength, ck.model.context);
+    let stride: number;
+    try {
+      stride = strideTokens(config.stride, window);
+    } catch (err) {
+      throw new Error(`eval.stride: ${(err as Error).message} (eval.maxLength ${config.maxLength}, model context ${ck.model.context})`);
     }
-    // Batches are planned over all examples (not only the missing ones) so a resumed run
-    // scores each example in exactly the batch an uninterrupted run would have used.
-    for (const batch of planBatches(examples, config.batchTokens)) {
-      const missing = batch.filter((e) => !pplStore.has(perplexityKey({ checkpointHash: ck.hash, exampleId: e.id, settingsHash })));
+    // The fitting settings are part of the results' identity: changing them recomputes.
+    const settingsHash = stableHash({ kind: 'perplexity', exporter: ONNX_EXPORTER_VERSION, fit: HELDOUT_FIT_VERSION, window, stride, batchTokens: config.batchTokens });
+    const fitKey = `${ck.tokenizerKey}|${window}|${stride}`;
+    let fitted = fittedHeldout.get(fitKey);
+    if (!fitted) {
+      const perRecord = opts.heldout.map((r) => {
+        try {
+          return fitHeldout(ck.tokenizer, r.turns, window, stride);
+        } catch (err) {
+          throw new Error(`held-out record ${r.id} (source ${r.source ?? '?'}): ${(err as Error).message}`);
+        }
+      });
+      fitted = {
+        examples: perRecord.flatMap((f, i) => windowExamples(opts.heldout[i]!.id, f)),
+        coverage: { ...heldoutCoverage(perRecord), window, stride },
+      };
+      fittedHeldout.set(fitKey, fitted);
+    }
+    pplSettings.set(ck.hash, { settingsHash, fitted });
+    const windowOf = new Map(fitted.examples.map((e) => [e.id, e]));
+    // Batches are planned over all windows (not only the missing ones) so a resumed run
+    // scores each window in exactly the batch an uninterrupted run would have used.
+    for (const batch of planBatches(fitted.examples, config.batchTokens)) {
+      const missing = batch.filter((e) => !pplStore.has(perplexityKey({ checkpointHash: ck.hash, exampleId: e.exampleId, window: e.window, settingsHash })));
       if (missing.length === 0) continue;
-      const ids = batch.map((e) => e.id);
-      const task: PerplexityTask = { kind: 'perplexity', onnxPath: ck.onnxPath, model: ck.model, threads, examples: batch };
+      const ids = [...new Set(batch.map((e) => e.exampleId))];
+      const task: PerplexityTask = { kind: 'perplexity', onnxPath: ck.onnxPath, model: ck.model, threads, examples: batch.map(({ id, ids: tokens, lossMask, bytes }) => ({ id, ids: tokens, lossMask, bytes })) };
       pending.push({
         task,
         cost: batch.length * batch[0]!.ids.length,
@@ -219,7 +251,11 @@ export async function runEvaluation(opts: EvaluationOptions): Promise<Evaluation
         onResult: async (result) => {
           if (result.kind !== 'perplexity') throw new Error('worker returned a generation result for a perplexity task');
           const fresh = result.scores
-            .map((s): PerplexityResult => ({ checkpointHash: ck.hash, epoch: ck.epoch, exampleId: s.id, nll: s.nll, tokens: s.tokens, bytes: s.bytes, settingsHash }))
+            .map((s): WindowPerplexity => {
+              const w = windowOf.get(s.id);
+              if (!w) throw new Error(`worker returned a score for an unknown window ${s.id}`);
+              return { checkpointHash: ck.hash, epoch: ck.epoch, exampleId: w.exampleId, window: w.window, nll: s.nll, tokens: s.tokens, bytes: s.bytes, settingsHash };
+            })
             .filter((r) => !pplStore.has(perplexityKey(r)));
           await pplStore.append(fresh);
           return fresh.length;
@@ -341,12 +377,21 @@ export async function runEvaluation(opts: EvaluationOptions): Promise<Evaluation
   const generations: GenerationResult[] = [];
   const perCheckpoint: CheckpointPerplexity[] = [];
   for (const ck of prepared) {
-    const settingsHash = pplSettings.get(ck.hash)!;
-    const rows = opts.heldout.map((r) => {
-      const row = pplStore.get(perplexityKey({ checkpointHash: ck.hash, exampleId: r.id, settingsHash }));
-      if (!row) throw new Error(`internal: no perplexity result for checkpoint epoch ${ck.epoch}, example ${r.id}`);
-      return row;
-    });
+    const { settingsHash, fitted } = pplSettings.get(ck.hash)!;
+    const byExample = new Map<string, PerplexityResult>();
+    for (const w of fitted.examples) {
+      const row = pplStore.get(perplexityKey({ checkpointHash: ck.hash, exampleId: w.exampleId, window: w.window, settingsHash }));
+      if (!row) throw new Error(`internal: no perplexity result for checkpoint epoch ${ck.epoch}, example ${w.exampleId}, window ${w.window}`);
+      const sum = byExample.get(w.exampleId);
+      if (!sum) byExample.set(w.exampleId, { checkpointHash: ck.hash, epoch: ck.epoch, exampleId: w.exampleId, nll: row.nll, tokens: row.tokens, bytes: row.bytes, windows: 1, settingsHash });
+      else {
+        sum.nll += row.nll;
+        sum.tokens += row.tokens;
+        sum.bytes += row.bytes;
+        sum.windows++;
+      }
+    }
+    const rows = opts.heldout.map((r) => byExample.get(r.id)!);
     perplexity.push(...rows);
     const summary = summarizeScores(rows);
     perCheckpoint.push({ epoch: ck.epoch, checkpointHash: ck.hash, perplexity: summary.perplexity, bitsPerByte: summary.bitsPerByte, tokens: summary.tokens });
@@ -358,5 +403,6 @@ export async function runEvaluation(opts: EvaluationOptions): Promise<Evaluation
       }
     }
   }
-  return { perplexity, generations, perCheckpoint, seconds: (Date.now() - started) / 1000, computed, workers };
+  const heldoutFit = prepared.length > 0 ? pplSettings.get(prepared[0]!.hash)!.fitted.coverage : { ...heldoutCoverage([]), window: 0, stride: 0 };
+  return { perplexity, generations, perCheckpoint, heldoutCoverage: heldoutFit, seconds: (Date.now() - started) / 1000, computed, workers };
 }

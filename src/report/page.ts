@@ -51,6 +51,17 @@ function interval(lo: number | null, hi: number | null, digits = 2, sign = false
   return `[${f(lo)}, ${f(hi)}]`;
 }
 
+/** How the held-out answers fitted the scoring window: coverage, cut prompts, rolling windows. */
+function heldoutCoverageText(m: Metrics): string {
+  const c = m.heldoutCoverage;
+  if (!c) return '';
+  return (
+    `<p><strong>Held-out coverage:</strong> ${h(c.scoredTokens)} of ${h(c.answerTokens)} answer tokens scored (${h(fmt(c.coverage, 3))}), ` +
+    `in windows of ${h(c.window)} tokens advancing ${h(c.stride)} at a time; ${h(c.promptCut)} of ${h(c.examples)} prompts were cut from the left ` +
+    `(their end and the assistant marker kept) and ${h(c.multiWindow)} answers were scored in more than one window.</p>`
+  );
+}
+
 function valueText(v: unknown): string {
   return typeof v === 'string' ? v : JSON.stringify(v);
 }
@@ -134,6 +145,7 @@ ${headline}
   }</p>
 ${judgeExtra.length ? `<ul>${judgeExtra.map(([k, v]) => `<li>${h(k)}: <code>${h(valueText(v))}</code></li>`).join('')}</ul>` : ''}
 <p><strong>Data:</strong> ${h(m.data.train)} training pairs, ${h(m.data.heldout)} held-out examples (perplexity), ${h(m.data.dev)} dev examples (quality).</p>
+${heldoutCoverageText(m)}
 <p><strong>Backend:</strong></p><ul>${backendItems}</ul>
 <p><strong>Run time:</strong> ${h(totalSeconds.toFixed(1))} s in total</p><ul>${durationItems}</ul>
 </div>

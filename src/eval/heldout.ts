@@ -1,0 +1,130 @@
+// Fitting held-out conversations into the model's context for scoring, as evaluation harnesses
+// do: every answer token is scored exactly once, the prompt is cut from the left (its end and the
+// assistant marker are kept), and an answer longer than the window is scored in rolling windows.
+//
+// Window rule (one rule for every window): the next window scores the answer tokens from `p` (the
+// first one not yet scored) up to `end = min(N, max(p + stride, L))` and reads the L tokens before
+// `end` (all of them from position 0 when end <= L). So every scored token sees at least
+// L - stride tokens of context, or everything before it.
+// - stride = L - 1 ("disjoint", the default) is lm-evaluation-harness's loglikelihood_rolling:
+//   windows score disjoint spans and each reads only the previous window's last token before its
+//   own span (in a graph that predicts token t from tokens < t, L inputs score L - 1 tokens).
+// - a smaller stride is Hugging Face's strided sliding window ("Perplexity of fixed-length
+//   models"): more context per token, about L / stride times the cost.
+// Training keeps its own trimming (encodeChat with maxLength keeps the start).
+import type { Turn } from '../data/types.ts';
+import type { BpeTokenizer } from '../data/tokenizer.ts';
+import { encodeChat } from '../data/chat-format.ts';
+import type { ScoringExample } from './scoring.ts';
+
+/** How held-out examples are fitted: `disjoint` or a number of new tokens scored per window. */
+export type Stride = 'disjoint' | number;
+
+/** Bumped when the window rule changes, so stored results made under the old rule are recomputed. */
+export const HELDOUT_FIT_VERSION = 1;
+
+export interface HeldoutWindow {
+  /** 0-based window index within its example. */
+  window: number;
+  /** Position of ids[0] in the whole conversation's encoding. */
+  start: number;
+  ids: number[];
+  /** 1 = ids[t] is scored in this window (predicted from ids[0..t-1]). */
+  lossMask: Uint8Array;
+  /** UTF-8 bytes of the answer text scored in this window (special tokens count 0). */
+  bytes: number;
+}
+
+export interface FittedExample {
+  windows: HeldoutWindow[];
+  /** Answer tokens of the whole conversation (the assistant's content tokens and its end-of-turn). */
+  answerTokens: number;
+  /** Answer tokens scored, summed over windows (equals answerTokens: each exactly once). */
+  scoredTokens: number;
+  /** True when the first window does not start at position 0: the prompt lost its beginning. */
+  promptCut: boolean;
+}
+
+/** The stride in tokens for a window of `length` tokens (validated: 1 <= stride <= length - 1). */
+export function strideTokens(stride: Stride, length: number): number {
+  const s = stride === 'disjoint' ? length - 1 : stride;
+  if (!Number.isInteger(s) || s < 1 || s > length - 1) {
+    throw new RangeError(`held-out stride ${JSON.stringify(stride)}: expected "disjoint" or an integer in 1..${length - 1} (window ${length} tokens)`);
+  }
+  return s;
+}
+
+/**
+ * Splits one held-out conversation into scoring windows of at most `length` tokens.
+ * Shapes: each window's ids.length <= length; the windows' scored positions partition the
+ * conversation's answer tokens. Throws (naming nothing but the cause; callers add the record) when
+ * the conversation has no answer token to score, or on a bad length or stride.
+ */
+export function fitHeldout(tok: BpeTokenizer, turns: Turn[], length: number, stride: Stride): FittedExample {
+  if (!Number.isInteger(length) || length < 2) throw new RangeError(`held-out window: expected an integer >= 2 tokens, got ${length}`);
+  const step = strideTokens(stride, length);
+  const full = encodeChat(tok, turns);
+  const n = full.ids.length;
+  const targets: number[] = [];
+  for (let t = 1; t < n; t++) if (full.lossMask[t] === 1) targets.push(t);
+  if (targets.length === 0) throw new Error('no answer tokens to score (the conversation has no assistant turn)');
+
+  const windows: HeldoutWindow[] = [];
+  let k = 0; // next target (index into targets) to score
+  let firstStart = 0;
+  while (k < targets.length) {
+    const p = targets[k]!;
+    const end = Math.min(n, Math.max(p + step, length));
+    const start = Math.max(0, end - length);
+    if (windows.length === 0) firstStart = start;
+    const ids = full.ids.slice(start, end);
+    const lossMask = new Uint8Array(ids.length);
+    let bytes = 0;
+    for (; k < targets.length && targets[k]! < end; k++) {
+      const t = targets[k]!;
+      lossMask[t - start] = 1;
+      bytes += tok.tokenByteLength(full.ids[t]!);
+    }
+    windows.push({ window: windows.length, start, ids, lossMask, bytes });
+  }
+  let scoredTokens = 0;
+  for (const w of windows) for (const m of w.lossMask) scoredTokens += m;
+  return { windows, answerTokens: targets.length, scoredTokens, promptCut: firstStart > 0 };
+}
+
+export interface HeldoutCoverage {
+  examples: number;
+  /** Answer tokens in the held-out set (whole conversations, before fitting). */
+  answerTokens: number;
+  /** Answer tokens scored; answerTokens when every token is scored exactly once. */
+  scoredTokens: number;
+  /** scoredTokens / answerTokens. */
+  coverage: number;
+  /** Examples whose prompt lost its beginning to fit the window. */
+  promptCut: number;
+  /** Examples whose answer needed more than one window. */
+  multiWindow: number;
+  windows: number;
+}
+
+/** Totals over fitted examples (the coverage reported in metrics.json). */
+export function heldoutCoverage(fitted: readonly FittedExample[]): HeldoutCoverage {
+  let answerTokens = 0;
+  let scoredTokens = 0;
+  let promptCut = 0;
+  let multiWindow = 0;
+  let windows = 0;
+  for (const f of fitted) {
+    answerTokens += f.answerTokens;
+    scoredTokens += f.scoredTokens;
+    if (f.promptCut) promptCut++;
+    if (f.windows.length > 1) multiWindow++;
+    windows += f.windows.length;
+  }
+  return { examples: fitted.length, answerTokens, scoredTokens, coverage: answerTokens > 0 ? scoredTokens / answerTokens : NaN, promptCut, multiWindow, windows };
+}
+
+/** The scoring examples of one held-out record's windows; ids are `<recordId>#<window>`. */
+export function windowExamples(recordId: string, fitted: FittedExample): Array<ScoringExample & { exampleId: string; window: number }> {
+  return fitted.windows.map((w) => ({ id: `${recordId}#${w.window}`, exampleId: recordId, window: w.window, ids: w.ids, lossMask: w.lossMask, bytes: w.bytes }));
+}

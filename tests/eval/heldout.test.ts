@@ -1,0 +1,163 @@
+// Held-out examples fitted to the scoring window: prompts cut from the left, long answers in
+// rolling windows, every answer token scored exactly once, and the same NLL as one pass when
+// everything fits.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import type { ModelConfig } from '../../src/model/config.ts';
+import type { Turn } from '../../src/data/types.ts';
+import { encodeChat } from '../../src/data/chat-format.ts';
+import { exportOnnxBytes } from '../../src/model/onnx-export.ts';
+import { DecoderSession } from '../../src/eval/session.ts';
+import { scoreBatch, type ScoringExample } from '../../src/eval/scoring.ts';
+import { fitHeldout, heldoutCoverage, strideTokens, windowExamples, type FittedExample } from '../../src/eval/heldout.ts';
+import { makeTokenizer, randomWeights } from './helpers.ts';
+
+const tok = makeTokenizer();
+const words = (n: number, seed: number) => Array.from({ length: n }, (_, i) => ['cats', 'dogs', 'sky', 'blue', 'light', 'care', 'poem'][(i * 7 + seed) % 7]).join(' ');
+const chat = (user: string, assistant: string): Turn[] => [
+  { role: 'user', content: user },
+  { role: 'assistant', content: assistant },
+];
+
+/** Positions (in the full encoding) each window scores; each window must be the slice it says it is. */
+function scoredPositions(turns: Turn[], fitted: FittedExample): number[] {
+  const full = encodeChat(tok, turns);
+  const positions: number[] = [];
+  for (const w of fitted.windows) {
+    assert.deepEqual(w.ids, full.ids.slice(w.start, w.start + w.ids.length), `window ${w.window} is the slice at ${w.start}`);
+    w.lossMask.forEach((m, i) => {
+      if (m === 1) positions.push(w.start + i);
+    });
+  }
+  return positions;
+}
+
+function answerPositions(turns: Turn[]): number[] {
+  const full = encodeChat(tok, turns);
+  const out: number[] = [];
+  for (let t = 1; t < full.ids.length; t++) if (full.lossMask[t] === 1) out.push(t);
+  return out;
+}
+
+test('a prompt longer than the window is cut from the left: its end and the assistant marker stay, the whole answer is scored', () => {
+  const turns = chat(words(200, 1), 'the sky is blue.');
+  const full = encodeChat(tok, turns);
+  const L = 32;
+  assert.ok(full.ids.length > 3 * L, 'the prompt alone overflows the window');
+  const fitted = fitHeldout(tok, turns, L, 'disjoint');
+  assert.equal(fitted.windows.length, 1);
+  const w = fitted.windows[0]!;
+  assert.equal(w.ids.length, L);
+  assert.deepEqual(w.ids, full.ids.slice(full.ids.length - L), 'the last L tokens: the end of the prompt, the marker, the answer');
+  assert.ok(w.ids.includes(tok.special.assistant));
+  assert.equal(fitted.promptCut, true);
+  assert.equal(fitted.answerTokens, answerPositions(turns).length);
+  assert.equal(fitted.scoredTokens, fitted.answerTokens);
+  assert.equal(w.bytes, Buffer.byteLength('the sky is blue.'));
+  // Today's encodeChat(maxLength) keeps the start and scores nothing of this answer.
+  const trimmed = encodeChat(tok, turns, L);
+  assert.equal(trimmed.lossMask.reduce((a, b) => a + b, 0), 0);
+});
+
+test('an answer longer than the window is scored in rolling windows, each answer token exactly once', () => {
+  const answer = words(150, 3);
+  const turns = chat('why is the sky blue?', answer);
+  const L = 24;
+  const expected = answerPositions(turns);
+  assert.ok(expected.length > 3 * L);
+  for (const stride of ['disjoint', 16, 8, 1] as const) {
+    const fitted = fitHeldout(tok, turns, L, stride);
+    const s = strideTokens(stride, L);
+    // After the first window, each one scores at most `stride` new tokens.
+    assert.ok(fitted.windows.length >= 1 + Math.ceil((expected.length - (L - 1)) / s), `stride ${stride}: ${fitted.windows.length} windows`);
+    for (const w of fitted.windows) {
+      assert.ok(w.ids.length <= L);
+      assert.equal(w.lossMask[0], 0, 'a window never scores its first token (nothing predicts it)');
+      const scored = w.lossMask.reduce((a, b) => a + b, 0);
+      assert.ok(scored >= 1 && scored <= Math.max(s, L - 1));
+      // Every scored token sees at least L - stride tokens of context (the first window may see all before it).
+      assert.ok(w.lossMask.indexOf(1) >= Math.min(L - s, w.lossMask.indexOf(1)));
+      if (w.window > 0) assert.ok(w.lossMask.indexOf(1) >= L - s, `stride ${stride}, window ${w.window}: context ${w.lossMask.indexOf(1)}`);
+    }
+    const positions = scoredPositions(turns, fitted);
+    assert.deepEqual([...positions].sort((a, b) => a - b), expected, `stride ${stride}: every answer token once`);
+    assert.equal(fitted.scoredTokens, expected.length);
+    assert.equal(fitted.windows.reduce((n, w) => n + w.bytes, 0), Buffer.byteLength(answer));
+  }
+  // Disjoint windows: each later window reads only the previous window's last token before its span.
+  const disjoint = fitHeldout(tok, turns, L, 'disjoint');
+  for (const w of disjoint.windows.slice(1, -1)) assert.equal(w.lossMask.indexOf(1), 1);
+});
+
+test('multi-turn conversations: every assistant turn scored once, user turns never', () => {
+  const turns: Turn[] = [
+    { role: 'user', content: words(30, 1) },
+    { role: 'assistant', content: words(40, 2) },
+    { role: 'user', content: words(50, 3) },
+    { role: 'assistant', content: words(20, 4) },
+  ];
+  for (const stride of ['disjoint', 5] as const) {
+    const fitted = fitHeldout(tok, turns, 20, stride);
+    assert.deepEqual([...scoredPositions(turns, fitted)].sort((a, b) => a - b), answerPositions(turns));
+  }
+});
+
+test('a conversation that fits is one window identical to the plain encoding; bad settings and answerless records are errors', () => {
+  const turns = chat('why is the sky blue?', 'light scatters in air.');
+  const full = encodeChat(tok, turns);
+  const fitted = fitHeldout(tok, turns, 64, 'disjoint');
+  assert.equal(fitted.windows.length, 1);
+  assert.deepEqual(fitted.windows[0]!.ids, full.ids);
+  assert.deepEqual([...fitted.windows[0]!.lossMask], [...full.lossMask]);
+  assert.equal(fitted.promptCut, false);
+  assert.throws(() => fitHeldout(tok, [{ role: 'user', content: 'hello' }], 64, 'disjoint'), /no answer tokens to score/);
+  assert.throws(() => fitHeldout(tok, turns, 64, 64), /expected "disjoint" or an integer in 1\.\.63/);
+  assert.throws(() => fitHeldout(tok, turns, 64, 0), /expected "disjoint" or an integer/);
+  assert.throws(() => fitHeldout(tok, turns, 1, 'disjoint'), /integer >= 2/);
+});
+
+test('coverage totals: answer tokens scored over answer tokens, cut prompts, multi-window answers', () => {
+  const a = fitHeldout(tok, chat('short?', 'short answer.'), 32, 'disjoint');
+  const b = fitHeldout(tok, chat(words(100, 1), 'ok.'), 32, 'disjoint');
+  const c = fitHeldout(tok, chat('q?', words(100, 2)), 32, 'disjoint');
+  const cov = heldoutCoverage([a, b, c]);
+  assert.equal(cov.examples, 3);
+  assert.equal(cov.answerTokens, a.answerTokens + b.answerTokens + c.answerTokens);
+  assert.equal(cov.scoredTokens, cov.answerTokens);
+  assert.equal(cov.coverage, 1);
+  // b's long prompt is cut; so is c's: a first window full of answer keeps only the assistant marker.
+  assert.equal(cov.promptCut, 2);
+  assert.equal(c.windows[0]!.lossMask.indexOf(1), 1);
+  assert.equal(c.windows[0]!.ids[0], tok.special.assistant);
+  assert.equal(cov.multiWindow, 1);
+  assert.equal(cov.windows, 1 + 1 + c.windows.length);
+});
+
+test('windows sum to the NLL of one pass when everything fits, whatever the stride; padding changes nothing', async () => {
+  const model: ModelConfig = { vocab: tok.vocabSize, context: 64, dModel: 32, layers: 2, heads: 4 };
+  const session = await DecoderSession.create(exportOnnxBytes(model, randomWeights(model, 5, 0.3)), model, { threads: 1 });
+  const turns = chat('why is the sky blue?', words(12, 5));
+  const full = encodeChat(tok, turns);
+  assert.ok(full.ids.length <= 64);
+  const [onePass] = await scoreBatch(session, [{ id: 'x', ids: full.ids, lossMask: full.lossMask, bytes: full.responseBytes }]);
+  for (const stride of ['disjoint', 7, 3, 1] as const) {
+    // Window = the model's context, so every window reads everything before its span.
+    const fitted = fitHeldout(tok, turns, 64, stride);
+    const examples: ScoringExample[] = windowExamples('x', fitted);
+    const scores = await scoreBatch(session, examples);
+    const nll = scores.reduce((n, s) => n + s.nll, 0);
+    const tokens = scores.reduce((n, s) => n + s.tokens, 0);
+    assert.equal(tokens, onePass!.tokens);
+    assert.ok(Math.abs(nll - onePass!.nll) < 1e-4 * Math.max(1, onePass!.nll), `stride ${stride}: ${nll} vs ${onePass!.nll}`);
+    // Each window scored alone gives what it gave in the padded batch.
+    for (const [i, ex] of examples.entries()) {
+      const [alone] = await scoreBatch(session, [ex]);
+      assert.ok(Math.abs(alone!.nll - scores[i]!.nll) < 1e-5);
+    }
+  }
+  // With a smaller window the prompt is cut and context shrinks, so the NLL differs from one pass.
+  const cut = windowExamples('x', fitHeldout(tok, turns, 12, 'disjoint'));
+  const cutNll = (await scoreBatch(session, cut)).reduce((n, s) => n + s.nll, 0);
+  assert.ok(Math.abs(cutNll - onePass!.nll) > 1e-3);
+  await session.release();
+});
