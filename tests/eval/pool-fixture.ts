@@ -20,5 +20,14 @@ export async function evalFixture(runDir: string) {
     await fs.mkdir(runDir, { recursive: true });
     checkpoints = (await writeCheckpoints(runDir, 3)).list;
   }
-  return { checkpoints, heldout: makeRecords('held', 120, 1), dev: makeRecords('dev', 12, 2), config: fixtureConfig, seed: 1234 };
+  // A few held-out conversations longer than the 64-token window: a long prompt (cut from the
+  // left) and long answers (rolling windows).
+  const long = makeRecords('held-long', 3, 5).map((r, i) => ({
+    ...r,
+    turns: [
+      { role: 'user' as const, content: i === 0 ? Array(12).fill(r.turns[0]!.content).join(' ') : r.turns[0]!.content },
+      { role: 'assistant' as const, content: i === 0 ? r.turns[1]!.content : Array(8).fill(r.turns[1]!.content).join(' ') },
+    ],
+  }));
+  return { checkpoints, heldout: [...makeRecords('held', 120, 1), ...long], dev: makeRecords('dev', 12, 2), config: fixtureConfig, seed: 1234 };
 }

@@ -25,6 +25,8 @@ const totalPerplexity = fixture.checkpoints.length * fixture.heldout.length;
 const totalGenerations = fixture.checkpoints.length * fixture.dev.length * fixture.config.generation.samples;
 
 let reference: EvaluationResult;
+/** Scoring windows over all checkpoints (perplexity.jsonl holds one line per window). */
+let totalWindows = 0;
 
 async function lines(file: string): Promise<string[]> {
   try {
@@ -37,9 +39,21 @@ async function lines(file: string): Promise<string[]> {
 test('runEvaluation scores and generates for every checkpoint; a rerun computes nothing', async () => {
   const outDir = path.join(root, 'full');
   reference = await runEvaluation({ ...fixture, outDir, quiet: true });
+  totalWindows = reference.heldoutCoverage.windows * fixture.checkpoints.length;
   assert.equal(reference.perplexity.length, totalPerplexity);
   assert.equal(reference.generations.length, totalGenerations);
-  assert.deepEqual(reference.computed, { perplexity: totalPerplexity, generations: totalGenerations });
+  // Every answer token scored once; the long fixtures needed a cut prompt and rolling windows.
+  const cov = reference.heldoutCoverage;
+  assert.equal(cov.scoredTokens, cov.answerTokens);
+  assert.equal(cov.coverage, 1);
+  assert.ok(cov.promptCut >= 3 && cov.promptCut < cov.examples, `${cov.promptCut} prompts cut`);
+  assert.ok(cov.multiWindow >= 2 && cov.windows > fixture.heldout.length);
+  assert.equal(cov.window, 64);
+  assert.equal(cov.stride, 63);
+  const windowsOf = (id: string) => reference.perplexity.find((p) => p.exampleId === id && p.epoch === 1)!.windows;
+  assert.equal(windowsOf('held-long-000'), 1, 'a long prompt with a short answer: one window');
+  assert.ok(windowsOf('held-long-001') > 1 && windowsOf('held-long-002') > 1, 'long answers: rolling windows');
+  assert.deepEqual(reference.computed, { perplexity: totalWindows, generations: totalGenerations });
   assert.deepEqual(reference.perCheckpoint.map((c) => c.epoch), [1, 2, 3]);
   for (const c of reference.perCheckpoint) {
     const rows = reference.perplexity.filter((p) => p.epoch === c.epoch);
@@ -50,7 +64,7 @@ test('runEvaluation scores and generates for every checkpoint; a rerun computes 
   }
   // Different checkpoints give different perplexities.
   assert.notEqual(reference.perCheckpoint[0]!.perplexity, reference.perCheckpoint[1]!.perplexity);
-  assert.equal((await lines(path.join(outDir, 'perplexity.jsonl'))).length, totalPerplexity);
+  assert.equal((await lines(path.join(outDir, 'perplexity.jsonl'))).length, totalWindows);
   assert.equal((await lines(path.join(outDir, 'generations.jsonl'))).length, totalGenerations);
 
   const onnxStat = await fs.stat(path.join(outDir, 'onnx', '1.onnx'));
@@ -98,16 +112,16 @@ test('kill -9 mid-run, rerun: completes with identical numbers and recomputes no
   const finished = (ls: string[]) => ls.filter((l) => { try { JSON.parse(l); return true; } catch { return false; } });
   const genDone = finished(genBefore).length;
   const pplDone = finished(pplBefore).length;
-  assert.ok(genDone + pplDone >= 5 && genDone + pplDone < totalPerplexity + totalGenerations, `finished before kill: ${genDone} + ${pplDone}`);
+  assert.ok(genDone + pplDone >= 5 && genDone + pplDone < totalWindows + totalGenerations, `finished before kill: ${genDone} + ${pplDone}`);
 
   const resumed = await runEvaluation({ ...fixture, outDir, quiet: true });
-  assert.deepEqual(resumed.computed, { perplexity: totalPerplexity - pplDone, generations: totalGenerations - genDone });
+  assert.deepEqual(resumed.computed, { perplexity: totalWindows - pplDone, generations: totalGenerations - genDone });
   assert.deepEqual(resumed.perplexity, reference.perplexity);
   assert.deepEqual(resumed.generations, reference.generations);
   assert.deepEqual(resumed.perCheckpoint, reference.perCheckpoint);
   // What was finished before the kill is still there, unchanged, at the start of the files.
   assert.deepEqual((await lines(genFile)).slice(0, genDone), finished(genBefore));
-  assert.equal((await lines(pplFile)).length, totalPerplexity);
+  assert.equal((await lines(pplFile)).length, totalWindows);
 });
 
 test('a task that throws is retried once; failing twice fails the run naming checkpoint and example', async () => {
@@ -129,7 +143,7 @@ test('a task that throws is retried once; failing twice fails the run naming che
   // Nothing finished is lost: a clean rerun only computes what the failed run had not stored.
   const stored = (await lines(path.join(outDir, 'perplexity.jsonl'))).length + (await lines(path.join(outDir, 'generations.jsonl'))).length;
   const rerun = await runEvaluation({ ...fixture, outDir, quiet: true });
-  assert.equal(rerun.computed.perplexity + rerun.computed.generations, totalPerplexity + totalGenerations - stored);
+  assert.equal(rerun.computed.perplexity + rerun.computed.generations, totalWindows + totalGenerations - stored);
   assert.deepEqual(rerun.generations, reference.generations);
 });
 
