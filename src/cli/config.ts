@@ -76,14 +76,16 @@ export function validateExperimentConfig(raw: unknown, where: string): Experimen
   ];
   if (window[0] > window[1]) throw new ConfigError(`${where}: analysis.window [${window}] is empty (first > last)`);
   const bootstrap = expectNumber(analysisObj.bootstrap ?? defaultAnalysisConfig.bootstrap, `${where}: analysis.bootstrap`, { integer: true, min: 10 });
+  // undefined, not null, takes the default: a null is a mistake worth naming.
+  const given = (key: 'confidence' | 'alpha' | 'maxUndefinedShare') => (analysisObj[key] === undefined ? defaultAnalysisConfig[key] : analysisObj[key]);
   const openShare = (key: 'confidence' | 'alpha') => {
-    const v = expectNumber(analysisObj[key] ?? defaultAnalysisConfig[key], `${where}: analysis.${key}`);
+    const v = expectNumber(given(key), `${where}: analysis.${key}`);
     if (v <= 0 || v >= 1) throw new ConfigError(`${where}: analysis.${key}: must be strictly between 0 and 1, got ${v}`);
     return v;
   };
   const confidence = openShare('confidence');
   const alpha = openShare('alpha');
-  const maxUndefinedShare = expectNumber(analysisObj.maxUndefinedShare ?? defaultAnalysisConfig.maxUndefinedShare, `${where}: analysis.maxUndefinedShare`, { min: 0, max: 1 });
+  const maxUndefinedShare = expectNumber(given('maxUndefinedShare'), `${where}: analysis.maxUndefinedShare`, { min: 0, max: 1 });
 
   const train = validateTrainConfig({ ...defaultTrainConfig, ...expectObject(obj.train ?? {}, `${where}: train`) }, `${where}: train`);
   if (model.context < train.maxLength) {
