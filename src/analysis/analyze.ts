@@ -7,17 +7,29 @@
 // x 15 epochs x 2000 examples stays well under a second.
 import { deriveSeed, mulberry32 } from '../util/rng.ts';
 import {
+  isConstant,
   kendallTauB,
   meanFinite,
   pearson,
-  percentileInterval,
   permutationPValue,
+  replicateSummary,
   spearman,
   type CorrelationStat,
 } from './stats.ts';
 import { selectBestOverall, selectInWindow, selectLast, selectMinPerplexity, type EpochFigures } from './select.ts';
 import { devQualityByEpoch, heldoutTotalsByEpoch } from './tables.ts';
-import type { AnalysisInput, CorrelationFigure, EpochMetrics, Metrics, Num } from './types.ts';
+import {
+  DEFAULT_ALPHA,
+  DEFAULT_CONFIDENCE,
+  DEFAULT_MAX_UNDEFINED_SHARE,
+  type AnalysisInput,
+  type CorrelationFigure,
+  type EpochMetrics,
+  type Metrics,
+  type Num,
+  type ReplicateCount,
+  type UndefinedReason,
+} from './types.ts';
 
 export class AnalysisInputError extends Error {
   override name = 'AnalysisInputError';
@@ -69,13 +81,19 @@ export function analyze(input: AnalysisInput): Metrics {
 
   // --- bootstrap ---
   const B = input.bootstrap;
+  const settings: Metrics['analysis'] = {
+    bootstrap: B,
+    confidence: input.confidence ?? DEFAULT_CONFIDENCE,
+    alpha: input.alpha ?? DEFAULT_ALPHA,
+    maxUndefinedShare: input.maxUndefinedShare ?? DEFAULT_MAX_UNDEFINED_SHARE,
+  };
   const E = prep.epochs.length;
   const H = prep.heldoutIds.length;
   const D = prep.devIds.length;
   const rng = mulberry32(deriveSeed(input.seed, 'analysis', 'bootstrap'));
-  const qualityReps = Array.from({ length: E }, () => new Float64Array(B));
-  const corrReps = { pearson: new Float64Array(B), spearman: new Float64Array(B), kendall: new Float64Array(B) };
-  const lostReps = new Float64Array(B);
+  const qualityReps = Array.from({ length: E }, () => newReplicates(B));
+  const corrReps = { pearson: newReplicates(B), spearman: newReplicates(B), kendall: newReplicates(B) };
+  const lostReps = newReplicates(B);
   const wins = new Map<number, number>();
   const heldIdx = new Int32Array(H);
   const devIdx = new Int32Array(D);
@@ -85,29 +103,43 @@ export function analyze(input: AnalysisInput): Metrics {
     for (let i = 0; i < H; i++) heldIdx[i] = Math.floor(rng() * H);
     for (let i = 0; i < D; i++) devIdx[i] = Math.floor(rng() * D);
     const f = figuresFor(prep, heldIdx, devIdx);
-    for (let e = 0; e < E; e++) qualityReps[e]![b] = f.quality[e]!;
-    // Fixed pairing of epochs (those paired in the point estimate); a resample that leaves an
-    // epoch undefined yields NaN, which the percentile ignores.
+    // An epoch's mean quality is undefined in a resample only when none of its drawn examples has a valid judgment.
+    for (let e = 0; e < E; e++) record(qualityReps[e]!, b, f.quality[e]!, 'noValidJudgment');
+    // Fixed pairing of epochs (those paired in the point estimate). A resample that leaves an
+    // epoch undefined, or quality (perplexity) the same at every epoch, leaves r undefined:
+    // counted by cause and reported, not dropped silently.
     for (let k = 0; k < paired.length; k++) {
       bx[k] = f.perplexity[paired[k]!]!;
       by[k] = f.quality[paired[k]!]!;
     }
-    const defined = bx.every(Number.isFinite) && by.every(Number.isFinite);
-    for (const [name, stat] of CORRELATIONS) corrReps[name][b] = defined ? stat(bx, by) : NaN;
-    lostReps[b] = selected.index >= 0 && minPpl >= 0 ? f.quality[selected.index]! - f.quality[minPpl]! : NaN;
+    const cause: UndefinedReason | null =
+      paired.length < 3
+        ? 'tooFewEpochs'
+        : !by.every(Number.isFinite)
+          ? 'noValidJudgment'
+          : !bx.every(Number.isFinite)
+            ? 'noHeldoutTokens'
+            : isConstant(by)
+              ? 'constantQuality'
+              : isConstant(bx)
+                ? 'constantPerplexity'
+                : null;
+    for (const [name, stat] of CORRELATIONS) record(corrReps[name], b, cause === null ? stat(bx, by) : NaN, cause);
+    const lost = selected.index >= 0 && minPpl >= 0 ? f.quality[selected.index]! - f.quality[minPpl]! : NaN;
+    record(lostReps, b, lost, minPpl < 0 ? 'noHeldoutTokens' : 'noValidJudgment');
     const winner = selectInWindow(f, window).index;
     if (winner >= 0) wins.set(prep.epochs[winner]!, (wins.get(prep.epochs[winner]!) ?? 0) + 1);
   }
 
   const epochs: EpochMetrics[] = prep.epochs.map((epoch, e) => {
-    const [lo, hi] = percentileInterval(qualityReps[e]!);
+    const { low: lo, high: hi, ...count } = summarise(qualityReps[e]!, settings);
     let n = 0;
     for (let d = 0; d < D; d++) if (Number.isFinite(prep.exampleQuality[d * E + e]!)) n++;
     return {
       epoch,
       perplexity: num(point.perplexity[e]!),
       bitsPerByte: num(point.bitsPerByte[e]!),
-      quality: { mean: num(point.quality[e]!), ciLow: n > 0 ? num(lo) : null, ciHigh: n > 0 ? num(hi) : null, n, invalid: prep.invalid[e]! },
+      quality: { mean: num(point.quality[e]!), ciLow: n > 0 ? num(lo) : null, ciHigh: n > 0 ? num(hi) : null, n, invalid: prep.invalid[e]!, ...count },
       trainLoss: num(prep.trainLoss.get(epoch) ?? NaN),
     };
   });
@@ -116,12 +148,12 @@ export function analyze(input: AnalysisInput): Metrics {
   const correlation = {} as Record<'pearson' | 'spearman' | 'kendall', CorrelationFigure>;
   for (const [name, stat] of CORRELATIONS) {
     const r = xs.length >= 3 ? stat(xs, ys) : NaN;
-    const [lo, hi] = percentileInterval(corrReps[name]);
+    const { low: lo, high: hi, ...count } = summarise(corrReps[name], settings);
     const p = Number.isFinite(r) ? permutationPValue(xs, ys, stat, permRng).p : NaN;
-    correlation[name] = { r: num(r), ciLow: Number.isFinite(r) ? num(lo) : null, ciHigh: Number.isFinite(r) ? num(hi) : null, p: num(p) };
+    correlation[name] = { r: num(r), ciLow: Number.isFinite(r) ? num(lo) : null, ciHigh: Number.isFinite(r) ? num(hi) : null, p: num(p), ...count };
   }
 
-  const [lostLo, lostHi] = percentileInterval(lostReps);
+  const { low: lostLo, high: lostHi, ...lostCount } = summarise(lostReps, settings);
   const lostMean = selected.index >= 0 && minPpl >= 0 ? point.quality[selected.index]! - point.quality[minPpl]! : NaN;
 
   const alt = (rule: string, i: number) => ({
@@ -148,7 +180,11 @@ export function analyze(input: AnalysisInput): Metrics {
   const minPplEpoch = minPpl >= 0 ? prep.epochs[minPpl]! : null;
   return {
     epochs,
-    correlation: { ...correlation, summary: correlationSentence(correlation.pearson, selEpoch, minPplEpoch, correlation) },
+    correlation: {
+      ...correlation,
+      pairedEpochs: paired.length,
+      summary: correlationSentence(correlation.pearson, selEpoch, minPplEpoch, correlation, { ...settings, pairedEpochs: paired.length }),
+    },
     selection: {
       window,
       epoch: selEpoch,
@@ -163,6 +199,7 @@ export function analyze(input: AnalysisInput): Metrics {
         mean: num(lostMean),
         ciLow: Number.isFinite(lostMean) ? num(lostLo) : null,
         ciHigh: Number.isFinite(lostMean) ? num(lostHi) : null,
+        ...lostCount,
       },
       stability,
     },
@@ -171,46 +208,137 @@ export function analyze(input: AnalysisInput): Metrics {
     ...(input.heldoutCoverage ? { heldoutCoverage: { ...input.heldoutCoverage } } : {}),
     backend: { ...input.backend },
     durationsSeconds: { ...input.durationsSeconds },
+    analysis: settings,
   };
 }
 
-/** The correlation in words. The sign is read from the interval, never assumed. */
+/** Bootstrap replicates of one statistic, and why the undefined ones are undefined. */
+interface Replicates {
+  values: Float64Array;
+  byReason: Partial<Record<UndefinedReason, number>>;
+}
+
+function newReplicates(B: number): Replicates {
+  return { values: new Float64Array(B), byReason: {} };
+}
+
+/** Stores replicate b; a NaN is counted under `reason`, the one way the caller's statistic can be undefined there. */
+function record(reps: Replicates, b: number, value: number, reason: UndefinedReason | null): void {
+  reps.values[b] = value;
+  if (Number.isNaN(value)) {
+    if (reason === null) throw new Error('analysis: a bootstrap statistic is undefined on non-constant, complete data (a bug)');
+    reps.byReason[reason] = (reps.byReason[reason] ?? 0) + 1;
+  }
+}
+
+/** The percentile interval at settings.confidence and what it rests on. */
+function summarise(reps: Replicates, settings: Metrics['analysis']): { low: number; high: number } & ReplicateCount {
+  const s = replicateSummary(reps.values, settings.confidence);
+  return {
+    low: s.low,
+    high: s.high,
+    replicates: s.replicates,
+    undefinedReplicates: s.undefinedReplicates,
+    undefinedByReason: { ...reps.byReason },
+    intervalUnreliable: s.replicates > 0 && s.undefinedReplicates / s.replicates > settings.maxUndefinedShare,
+  };
+}
+
+const REASON_TEXT: Record<UndefinedReason, string> = {
+  constantQuality: 'constant quality',
+  constantPerplexity: 'constant perplexity',
+  noValidJudgment: 'no valid judgment',
+  noHeldoutTokens: 'no held-out tokens',
+  tooFewEpochs: 'fewer than 3 paired epochs',
+};
+
+/** "72 of 200 resamples left r undefined (constant quality)"; with several causes, each with its count. */
+export function undefinedReplicatesText(count: Pick<ReplicateCount, 'replicates' | 'undefinedReplicates' | 'undefinedByReason'>, statistic: string): string {
+  const reasons = Object.entries(count.undefinedByReason) as Array<[UndefinedReason, number]>;
+  const why = reasons.length === 1 ? REASON_TEXT[reasons[0]![0]] : reasons.map(([k, n]) => `${REASON_TEXT[k]}: ${n}`).join(', ');
+  return `${count.undefinedReplicates} of ${count.replicates} resamples left ${statistic} undefined${why ? ` (${why})` : ''}`;
+}
+
+/** A correlation figure as the sentence reads it; the replicate counts are optional for hand-built figures. */
+export type SentenceFigure = Pick<CorrelationFigure, 'r' | 'ciLow' | 'ciHigh' | 'p'> & Partial<ReplicateCount>;
+
+/**
+ * The correlation in words. A direction is stated only when the data support it at the stated
+ * level: Pearson's interval (at `confidence`, default 0.95) excludes 0 on the side of r and is
+ * not marked unreliable, and the two-sided permutation p is below `alpha` (default 0.05).
+ * Otherwise the sentence says the data cannot tell, and why, with r, the interval and p.
+ * r > 0 is LIMA's observation: perplexity rose as quality rose, so the lowest-perplexity epoch
+ * is not the best one. `pairedEpochs` (the points r is over) is named when given.
+ */
 export function correlationSentence(
-  pearsonFig: CorrelationFigure,
+  pearsonFig: SentenceFigure,
   selectedEpoch: number | null,
   minPplEpoch: number | null,
-  ranks?: { spearman: CorrelationFigure; kendall: CorrelationFigure },
+  ranks?: { spearman: SentenceFigure; kendall: SentenceFigure },
+  settings: { confidence?: number; alpha?: number; pairedEpochs?: number } = {},
 ): string {
-  const { r, ciLow, ciHigh } = pearsonFig;
-  if (r === null) return 'r(perplexity, quality) is undefined: fewer than 3 epochs have both figures, or one of them is constant across epochs.';
-  const head = `r(perplexity, quality) = ${signed(r)}` + (ciLow !== null && ciHigh !== null ? ` [${signed(ciLow)}, ${signed(ciHigh)}]` : '');
-  // The interval covers example sampling; the permutation p covers how few epochs there are.
-  const pText = pearsonFig.p !== null ? ` Permutation p ${pearsonFig.p < 0.001 ? '< 0.001' : '= ' + pearsonFig.p.toFixed(3)} over the epoch pairing.` : '';
+  const { r, ciLow, ciHigh, p } = pearsonFig;
+  const n = settings.pairedEpochs;
+  const alpha = settings.alpha ?? DEFAULT_ALPHA;
+  const level = `${formatShare(settings.confidence ?? DEFAULT_CONFIDENCE)}%`;
+  if (r === null) {
+    if (n !== undefined && n < 3) return `r(perplexity, quality) is undefined: only ${n} epoch${n === 1 ? '' : 's'} ${n === 1 ? 'has' : 'have'} both figures (at least 3 are needed).`;
+    return `r(perplexity, quality) is undefined: fewer than 3 epochs have both figures, or one of them is constant across ${n === undefined ? 'epochs' : `the ${n} epochs`}.`;
+  }
+  const pText = p === null ? null : p < 0.001 ? 'p < 0.001' : `p = ${p.toFixed(3)}`;
+  const head =
+    `r(perplexity, quality) = ${signed(r)}` +
+    (ciLow !== null && ciHigh !== null ? ` [${signed(ciLow)}, ${signed(ciHigh)}]` : '') +
+    (n !== undefined ? ` across ${n} epochs` : '') +
+    (pText !== null ? `, permutation ${pText}` : '');
+  // The interval covers example sampling only; the permutation p covers how few epochs there are.
+  const about =
+    ` The ${level} interval resamples the dev and held-out examples (the same draw at every epoch); it keeps the ` +
+    (n !== undefined ? `${n} epochs fixed, so it does not reflect that r rests on only ${n} points` : 'epochs fixed, so it does not reflect how few they are') +
+    ': the two-sided permutation p, over pairings of the epochs, does.';
   const picks =
     selectedEpoch !== null && minPplEpoch !== null
       ? selectedEpoch === minPplEpoch
         ? ` Here both rules pick epoch ${selectedEpoch}.`
         : ` Here the lowest-perplexity epoch is ${minPplEpoch}, the selected one ${selectedEpoch}.`
       : '';
-  const tail = pText + caveat(pearsonFig, ranks) + picks;
-  if (ciLow === null || ciHigh === null || (ciLow <= 0 && ciHigh >= 0)) {
-    return `${head}: no clear relation between held-out perplexity and dev quality across epochs (the interval spans 0), so perplexity cannot stand in for quality when choosing an epoch.${tail}`;
+  const tail = about + caveat(pearsonFig, ranks) + picks;
+
+  const side = ciLow === null || ciHigh === null ? 0 : ciLow > 0 ? 1 : ciHigh < 0 ? -1 : 0;
+  const why: string[] = [];
+  if (ciLow === null || ciHigh === null) why.push('no bootstrap interval');
+  else if (side === 0) why.push(`the ${level} interval spans 0`);
+  else if (Math.sign(r) !== side) why.push('r and its interval lie on opposite sides of 0');
+  if (pearsonFig.intervalUnreliable) {
+    const { replicates = 0, undefinedReplicates = 0, undefinedByReason = {} } = pearsonFig;
+    why.push(`the interval is unreliable: ${undefinedReplicatesText({ replicates, undefinedReplicates, undefinedByReason }, 'r')}`);
   }
-  if (ciLow > 0) {
+  if (pText === null) why.push('no permutation p-value');
+  else if (!(p! < alpha)) why.push(`${pText} is not below ${alpha}`);
+  if (why.length > 0) {
+    return `${head}: the data cannot tell whether perplexity rises or falls with quality across epochs (${why.join('; ')}), so perplexity cannot stand in for quality when choosing an epoch.${tail}`;
+  }
+  if (side > 0) {
     return `${head}: perplexity rose with quality, so the lowest-perplexity epoch is not the best one (the direction LIMA reported).${tail}`;
   }
   return `${head}: perplexity fell as quality rose, so the lowest-perplexity epoch tends to be a good one here (the opposite of what LIMA reported).${tail}`;
 }
 
+/** 0.95 -> "95", 0.975 -> "97.5". */
+function formatShare(x: number): string {
+  return String(Number((x * 100).toPrecision(6)));
+}
+
 /**
  * When Pearson's interval excludes 0 but a rank correlation's does not (or points the other way),
- * the linear r leans on a few epochs; say so rather than let one coefficient speak for all.
+ * the linear r leans on a few epochs; say so rather than let one coefficient speak for all. An
+ * interval marked unreliable has no clear sign.
  */
-function caveat(pearsonFig: CorrelationFigure, ranks?: { spearman: CorrelationFigure; kendall: CorrelationFigure }): string {
-  const clearSign = (c: CorrelationFigure): number => (c.ciLow !== null && c.ciLow > 0 ? 1 : c.ciHigh !== null && c.ciHigh < 0 ? -1 : 0);
+function caveat(pearsonFig: SentenceFigure, ranks?: { spearman: SentenceFigure; kendall: SentenceFigure }): string {
+  const clearSign = (c: SentenceFigure): number => (c.intervalUnreliable ? 0 : c.ciLow !== null && c.ciLow > 0 ? 1 : c.ciHigh !== null && c.ciHigh < 0 ? -1 : 0);
   const sign = clearSign(pearsonFig);
   if (!ranks || sign === 0 || (clearSign(ranks.spearman) === sign && clearSign(ranks.kendall) === sign)) return '';
-  const show = (name: string, c: CorrelationFigure) => `${name} ${signed(c.r)} [${signed(c.ciLow)}, ${signed(c.ciHigh)}]`;
+  const show = (name: string, c: SentenceFigure) => `${name} ${signed(c.r)} [${signed(c.ciLow)}, ${signed(c.ciHigh)}]${c.intervalUnreliable ? ' (interval unreliable)' : ''}`;
   return ` The rank correlations are less clear (${show('Spearman', ranks.spearman)}, ${show('Kendall', ranks.kendall)}): the linear r leans on a few epochs.`;
 }
 
@@ -339,6 +467,14 @@ function validateInput(input: AnalysisInput): void {
   }
   if (input.window[0] > input.window[1]) fail('window', `[${input.window}] is empty (first > last)`);
   if (!Number.isInteger(input.bootstrap) || input.bootstrap < 0) fail('bootstrap', `expected a non-negative integer, got ${input.bootstrap}`);
+  const share = (key: 'confidence' | 'alpha' | 'maxUndefinedShare', closed: boolean) => {
+    const v = input[key];
+    if (v === undefined) return;
+    if (!finite(v) || (closed ? v < 0 || v > 1 : v <= 0 || v >= 1)) fail(key, `expected a number ${closed ? 'in [0, 1]' : 'strictly between 0 and 1'}, got ${JSON.stringify(v)}`);
+  };
+  share('confidence', false);
+  share('alpha', false);
+  share('maxUndefinedShare', true);
   if (!Number.isInteger(input.seed)) fail('seed', `expected an integer, got ${input.seed}`);
   input.epochs.forEach((r, i) => {
     if (!isEpoch(r.epoch)) fail(`epochs[${i}].epoch`, `expected a non-negative integer, got ${JSON.stringify(r.epoch)}`);

@@ -33,16 +33,49 @@ export function quantile(values: ArrayLike<number>, q: number): number {
   return sorted[lo]! + (sorted[hi]! - sorted[lo]!) * (pos - lo);
 }
 
-/** 95% percentile interval of bootstrap replicates. */
+/**
+ * Percentile interval (default 95%) of bootstrap replicates. NaN replicates (the statistic was
+ * undefined in that resample) are left out, so a caller that can produce them must count them:
+ * replicateSummary does both.
+ */
 export function percentileInterval(replicates: ArrayLike<number>, level = 0.95): [number, number] {
   const alpha = (1 - level) / 2;
   return [quantile(replicates, alpha), quantile(replicates, 1 - alpha)];
 }
 
+export interface ReplicateSummary {
+  /** Percentile interval over the defined replicates (NaN when none is defined). */
+  low: number;
+  high: number;
+  /** All replicates, defined or not. */
+  replicates: number;
+  /** Replicates that are NaN: the statistic was undefined in that resample. */
+  undefinedReplicates: number;
+}
+
+/** The percentile interval at `level` (0..1) and how many replicates it left out as undefined. */
+export function replicateSummary(replicates: ArrayLike<number>, level: number): ReplicateSummary {
+  let undefinedReplicates = 0;
+  for (let i = 0; i < replicates.length; i++) if (Number.isNaN(replicates[i]!)) undefinedReplicates++;
+  const [low, high] = percentileInterval(replicates, level);
+  return { low, high, replicates: replicates.length, undefinedReplicates };
+}
+
+/** True when every entry equals the first (compared exactly, not up to rounding). */
+export function isConstant(values: ArrayLike<number>): boolean {
+  for (let i = 1; i < values.length; i++) if (values[i] !== values[0]) return false;
+  return true;
+}
+
+/**
+ * Pearson's r; NaN when n < 2 or either vector is constant. Constancy is checked exactly: the
+ * mean of n copies of 4.05 is not 4.05 in floating point, and the rounding residue would
+ * otherwise give a constant vector an r (0 or any value) instead of none.
+ */
 export function pearson(x: ArrayLike<number>, y: ArrayLike<number>): number {
   const n = x.length;
   if (n !== y.length) throw new Error(`pearson: length mismatch (${n} vs ${y.length})`);
-  if (n < 2) return NaN;
+  if (n < 2 || isConstant(x) || isConstant(y)) return NaN;
   const mx = mean(x);
   const my = mean(y);
   let sxy = 0;
@@ -56,7 +89,8 @@ export function pearson(x: ArrayLike<number>, y: ArrayLike<number>): number {
     syy += dy * dy;
   }
   if (sxx === 0 || syy === 0) return NaN;
-  return Math.max(-1, Math.min(1, sxy / Math.sqrt(sxx * syy)));
+  // sqrt of each factor: their product can underflow to 0 for tiny spreads.
+  return Math.max(-1, Math.min(1, sxy / (Math.sqrt(sxx) * Math.sqrt(syy))));
 }
 
 /** 1-based ranks; tied values share the average of the ranks they span. */

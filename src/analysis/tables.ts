@@ -53,6 +53,7 @@ export function epochTable(metrics: Metrics): dfd.DataFrame {
     quality: e.map((x) => x.quality.mean),
     qualityCiLow: e.map((x) => x.quality.ciLow),
     qualityCiHigh: e.map((x) => x.quality.ciHigh),
+    qualityCiUnreliable: e.map((x) => x.quality.intervalUnreliable),
     qualityN: e.map((x) => x.quality.n),
     invalidJudgments: e.map((x) => x.quality.invalid),
     trainLoss: e.map((x) => x.trainLoss),

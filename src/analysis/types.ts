@@ -12,6 +12,12 @@ export interface AnalysisInput {
   window: [number, number];
   /** Bootstrap resamples, e.g. 1000. */
   bootstrap: number;
+  /** Level of the percentile intervals, in (0, 1); default DEFAULT_CONFIDENCE (0.95). */
+  confidence?: number;
+  /** Two-sided permutation p must be below this for the summary to state a direction; default DEFAULT_ALPHA (0.05). */
+  alpha?: number;
+  /** Share of undefined bootstrap replicates above which an interval is unreliable, in [0, 1]; default DEFAULT_MAX_UNDEFINED_SHARE (0.05). */
+  maxUndefinedShare?: number;
   seed: number;
   judge: { kind: string; description: string; formula?: string };
   data: { train: number; heldout: number; dev: number; sources?: Record<string, unknown> };
@@ -21,6 +27,10 @@ export interface AnalysisInput {
   backend: Record<string, unknown>;
   durationsSeconds: Record<string, number>;
 }
+
+export const DEFAULT_CONFIDENCE = 0.95;
+export const DEFAULT_ALPHA = 0.05;
+export const DEFAULT_MAX_UNDEFINED_SHARE = 0.05;
 
 /** The durations key of evaluation that ran on another core during training (not wall time of its own). */
 export const EVAL_DURING_TRAINING = 'evalDuringTraining';
@@ -53,6 +63,25 @@ export interface HeldoutCoverageFigures {
 /** A figure that may be undefined (no data, constant vector): null in JSON, never NaN. */
 export type Num = number | null;
 
+/**
+ * Why a bootstrap replicate of a statistic was undefined: in that resample quality (or
+ * perplexity) was the same at every paired epoch, an epoch had no valid judgment (or no
+ * held-out tokens), or fewer than 3 epochs have both figures at all.
+ */
+export type UndefinedReason = 'constantQuality' | 'constantPerplexity' | 'noValidJudgment' | 'noHeldoutTokens' | 'tooFewEpochs';
+
+/** What a bootstrap interval rests on. Undefined replicates are left out of the interval, never hidden. */
+export interface ReplicateCount {
+  /** Bootstrap resamples drawn (analysis.bootstrap). */
+  replicates: number;
+  /** Resamples in which the statistic was undefined; the interval is over the other ones. */
+  undefinedReplicates: number;
+  /** The undefined ones by cause (only causes that occurred; the counts add up to undefinedReplicates). */
+  undefinedByReason: Partial<Record<UndefinedReason, number>>;
+  /** undefinedReplicates / replicates > analysis.maxUndefinedShare: do not trust the interval. */
+  intervalUnreliable: boolean;
+}
+
 export interface EpochMetrics {
   epoch: number;
   /** exp(sum nll / sum tokens) over held-out examples. */
@@ -62,19 +91,20 @@ export interface EpochMetrics {
   quality: {
     /** Mean over dev examples of each example's mean over its valid samples. */
     mean: Num;
-    /** 95% percentile bootstrap interval over dev examples. */
+    /** Percentile bootstrap interval (analysis.confidence) over dev examples. */
     ciLow: Num;
     ciHigh: Num;
     /** Dev examples with at least one valid judgment. */
     n: number;
     /** Invalid (null) judgments at this epoch. */
     invalid: number;
-  };
+  } & ReplicateCount;
   trainLoss: Num;
 }
 
-export interface CorrelationFigure {
+export interface CorrelationFigure extends ReplicateCount {
   r: Num;
+  /** Percentile bootstrap interval (analysis.confidence) over held-out and dev examples; the epochs are fixed. */
   ciLow: Num;
   ciHigh: Num;
   /** Two-sided permutation p-value over pairings of epochs. */
@@ -94,6 +124,8 @@ export interface Metrics {
     pearson: CorrelationFigure;
     spearman: CorrelationFigure;
     kendall: CorrelationFigure;
+    /** Epochs that have both figures: the points each r is computed over. */
+    pairedEpochs: number;
     summary: string;
   };
   selection: {
@@ -101,7 +133,7 @@ export interface Metrics {
     epoch: number | null;
     rule: string;
     alternatives: Alternative[];
-    qualityLostByPerplexity: { mean: Num; ciLow: Num; ciHigh: Num };
+    qualityLostByPerplexity: { mean: Num; ciLow: Num; ciHigh: Num } & ReplicateCount;
     /** Epoch (as a string key) -> fraction of bootstrap resamples in which the rule picks it. */
     stability: Record<string, number>;
   };
@@ -111,4 +143,6 @@ export interface Metrics {
   heldoutCoverage?: HeldoutCoverageFigures;
   backend: Record<string, unknown>;
   durationsSeconds: Record<string, number>;
+  /** The settings the intervals and the summary's verdict were computed with. */
+  analysis: { bootstrap: number; confidence: number; alpha: number; maxUndefinedShare: number };
 }

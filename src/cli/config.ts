@@ -8,12 +8,19 @@ import { validateDataConfig, type DataConfig } from '../data/prepare.ts';
 import { defaultTrainConfig, validateTrainConfig, type TrainConfig } from '../train/config.ts';
 import { defaultEvalConfig, validateEvalConfig, type EvalConfig } from '../eval/config.ts';
 import { defaultJudgeConfig, validateJudgeConfig, type JudgeConfig } from '../judge/index.ts';
+import { DEFAULT_ALPHA, DEFAULT_CONFIDENCE, DEFAULT_MAX_UNDEFINED_SHARE } from '../analysis/types.ts';
 
 export interface AnalysisConfig {
   /** Inclusive epoch window the selection picks from (LIMA: 5..10). */
   window: [number, number];
   /** Bootstrap resamples for confidence intervals and selection stability. */
   bootstrap: number;
+  /** Level of the percentile bootstrap intervals, strictly between 0 and 1 (0.95). */
+  confidence: number;
+  /** The summary states a direction only if the two-sided permutation p is below this, and the interval excludes 0 (0.05). */
+  alpha: number;
+  /** An interval is marked unreliable when more than this share of resamples left its statistic undefined (0.05). */
+  maxUndefinedShare: number;
 }
 
 export interface ExperimentConfig {
@@ -32,7 +39,13 @@ export interface ExperimentConfig {
 
 const TOP_KEYS = ['$schema', 'name', 'description', 'seed', 'data', 'tokenizer', 'model', 'train', 'eval', 'judge', 'analysis'] as const;
 
-export const defaultAnalysisConfig: AnalysisConfig = { window: [5, 10], bootstrap: 1000 };
+export const defaultAnalysisConfig: AnalysisConfig = {
+  window: [5, 10],
+  bootstrap: 1000,
+  confidence: DEFAULT_CONFIDENCE,
+  alpha: DEFAULT_ALPHA,
+  maxUndefinedShare: DEFAULT_MAX_UNDEFINED_SHARE,
+};
 
 /** Validates a parsed config object; `where` names the file in every error. */
 export function validateExperimentConfig(raw: unknown, where: string): ExperimentConfig {
@@ -54,7 +67,7 @@ export function validateExperimentConfig(raw: unknown, where: string): Experimen
   };
   validateModelConfig({ ...model, vocab: vocabSize }, `${where}: model`);
 
-  const analysisObj = expectObject(obj.analysis ?? {}, `${where}: analysis`, ['window', 'bootstrap']);
+  const analysisObj = expectObject(obj.analysis ?? {}, `${where}: analysis`, ['window', 'bootstrap', 'confidence', 'alpha', 'maxUndefinedShare']);
   const windowRaw = analysisObj.window ?? defaultAnalysisConfig.window;
   if (!Array.isArray(windowRaw) || windowRaw.length !== 2) throw new ConfigError(`${where}: analysis.window must be [first, last] epochs`);
   const window: [number, number] = [
@@ -63,6 +76,16 @@ export function validateExperimentConfig(raw: unknown, where: string): Experimen
   ];
   if (window[0] > window[1]) throw new ConfigError(`${where}: analysis.window [${window}] is empty (first > last)`);
   const bootstrap = expectNumber(analysisObj.bootstrap ?? defaultAnalysisConfig.bootstrap, `${where}: analysis.bootstrap`, { integer: true, min: 10 });
+  // undefined, not null, takes the default: a null is a mistake worth naming.
+  const given = (key: 'confidence' | 'alpha' | 'maxUndefinedShare') => (analysisObj[key] === undefined ? defaultAnalysisConfig[key] : analysisObj[key]);
+  const openShare = (key: 'confidence' | 'alpha') => {
+    const v = expectNumber(given(key), `${where}: analysis.${key}`);
+    if (v <= 0 || v >= 1) throw new ConfigError(`${where}: analysis.${key}: must be strictly between 0 and 1, got ${v}`);
+    return v;
+  };
+  const confidence = openShare('confidence');
+  const alpha = openShare('alpha');
+  const maxUndefinedShare = expectNumber(given('maxUndefinedShare'), `${where}: analysis.maxUndefinedShare`, { min: 0, max: 1 });
 
   const train = validateTrainConfig({ ...defaultTrainConfig, ...expectObject(obj.train ?? {}, `${where}: train`) }, `${where}: train`);
   if (model.context < train.maxLength) {
@@ -76,7 +99,7 @@ export function validateExperimentConfig(raw: unknown, where: string): Experimen
   const judge = validateJudgeConfig(obj.judge ?? defaultJudgeConfig, `${where}: judge`);
   const data = validateDataConfig(obj.data, `${where}: data`);
 
-  return { name, description, seed, data, tokenizer: { vocabSize }, model, train, eval: evalConfig, judge, analysis: { window, bootstrap } };
+  return { name, description, seed, data, tokenizer: { vocabSize }, model, train, eval: evalConfig, judge, analysis: { window, bootstrap, confidence, alpha, maxUndefinedShare } };
 }
 
 export async function loadExperimentConfig(file: string): Promise<ExperimentConfig> {

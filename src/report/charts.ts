@@ -39,6 +39,11 @@ function epochRows(metrics: Metrics) {
   }));
 }
 
+/** The intervals' level as text: 0.95 -> "95%". */
+function level(metrics: Metrics): string {
+  return `${Number((metrics.analysis.confidence * 100).toPrecision(6))}%`;
+}
+
 function epochDomain(metrics: Metrics): [number, number] {
   const epochs = metrics.epochs.map((e) => e.epoch);
   const lo = Math.min(...epochs, metrics.selection.window[0]);
@@ -56,7 +61,7 @@ function epochChart(metrics: Metrics): Chart {
   return {
     id: 'epochs',
     title: 'Held-out perplexity and dev quality per epoch',
-    caption: `Red: held-out perplexity (left axis). Blue: mean dev quality with its 95% bootstrap interval (right axis). Shaded: the selection window ${wlo}..${whi}. Dashed: the selected epoch.`,
+    caption: `Red: held-out perplexity (left axis). Blue: mean dev quality with its ${level(metrics)} bootstrap interval (right axis). Shaded: the selection window ${wlo}..${whi}. Dashed: the selected epoch.`,
     spec: {
       $schema: SCHEMA,
       width: WIDTH,
@@ -118,7 +123,7 @@ function scatterChart(metrics: Metrics): Chart {
   const rows = epochRows(metrics).filter((r) => r.perplexity !== null && r.quality !== null);
   const r = metrics.correlation.pearson;
   const fmt = (v: number | null) => (v === null ? 'n/a' : (v >= 0 ? '+' : '') + v.toFixed(2));
-  const title = `r(perplexity, quality) = ${fmt(r.r)}` + (r.ciLow !== null ? ` [${fmt(r.ciLow)}, ${fmt(r.ciHigh)}]` : '');
+  const title = `r(perplexity, quality) = ${fmt(r.r)}` + (r.ciLow !== null ? ` [${fmt(r.ciLow)}, ${fmt(r.ciHigh)}]${r.intervalUnreliable ? ' (interval unreliable)' : ''}` : '');
   const enc = {
     x: { field: 'perplexity', type: 'quantitative' as const, scale: { zero: false }, title: 'held-out perplexity' },
     y: { field: 'quality', type: 'quantitative' as const, scale: { zero: false }, title: 'mean dev quality (1-6)' },
@@ -163,7 +168,7 @@ function distributionChart(metrics: Metrics, drilldown: DrilldownExample[]): Cha
     return {
       id: 'distribution',
       title: 'Dev quality per epoch',
-      caption: 'No per-example scores were available, so this shows each epoch\'s mean quality and 95% bootstrap interval.',
+      caption: `No per-example scores were available, so this shows each epoch's mean quality and ${level(metrics)} bootstrap interval.`,
       spec: {
         $schema: SCHEMA,
         width: WIDTH,

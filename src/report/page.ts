@@ -1,6 +1,7 @@
 // The report page: summary at the top, then charts, then the per-example drill-down. Pure
 // string building; every data-derived string is escaped here.
-import { EVAL_DURING_TRAINING, type DrilldownExample, type Metrics } from '../analysis/types.ts';
+import { EVAL_DURING_TRAINING, type DrilldownExample, type Metrics, type ReplicateCount } from '../analysis/types.ts';
+import { undefinedReplicatesText } from '../analysis/analyze.ts';
 import type { Chart } from './charts.ts';
 import { escapeHtml as h, inlineScript, jsonForScript } from './html.ts';
 
@@ -35,6 +36,7 @@ details td.text { width: 85%; }
 pre { white-space: pre-wrap; word-break: break-word; background: #f7f7f7; padding: .5em; margin: .3em 0; font-size: .88em; max-height: 24em; overflow: auto; }
 .muted { color: #666; }
 .proxy { color: #8a4b00; }
+.unreliable { color: #b00020; }
 `;
 
 function fmt(x: number | null | undefined, digits = 3): string {
@@ -62,6 +64,17 @@ function heldoutCoverageText(m: Metrics): string {
   );
 }
 
+/** An interval, marked (with why) when too many resamples left its statistic undefined. */
+function ciText(lo: number | null, hi: number | null, count: ReplicateCount, statistic: string, digits = 2, sign = false): string {
+  const text = h(interval(lo, hi, digits, sign));
+  return count.intervalUnreliable ? `${text} <span class="unreliable">unreliable: ${h(undefinedReplicatesText(count, statistic))}</span>` : text;
+}
+
+/** 0.95 -> "95%". */
+function percent(x: number): string {
+  return `${Number((x * 100).toPrecision(6))}%`;
+}
+
 function valueText(v: unknown): string {
   return typeof v === 'string' ? v : JSON.stringify(v);
 }
@@ -73,17 +86,18 @@ export function renderPage(p: PageInput): string {
   // Evaluation during training ran on another core at the same time as training: not added.
   const totalSeconds = Object.entries(m.durationsSeconds).reduce((a, [k, v]) => (k === EVAL_DURING_TRAINING ? a : a + v), 0);
   const isRubric = /rubric/i.test(m.judge.kind);
+  const level = percent(m.analysis.confidence);
   const judgeExtra = Object.entries(m.judge).filter(([k]) => !['kind', 'description'].includes(k));
 
   const headline =
     sel.epoch === null
       ? `<p class="headline">No epoch could be selected: ${h(sel.rule)}</p>`
-      : `<p class="headline">Ship <strong>epoch ${h(sel.epoch)}</strong>: mean dev quality ${fmt(selRow?.quality.mean ?? null, 2)} ${h(interval(selRow?.quality.ciLow ?? null, selRow?.quality.ciHigh ?? null))}, held-out perplexity ${fmt(selRow?.perplexity ?? null, 2)}.<br><span class="muted">Rule: ${h(sel.rule)}.</span></p>`;
+      : `<p class="headline">Ship <strong>epoch ${h(sel.epoch)}</strong>: mean dev quality ${fmt(selRow?.quality.mean ?? null, 2)} ${selRow ? ciText(selRow.quality.ciLow, selRow.quality.ciHigh, selRow.quality, 'the mean') : ''}, held-out perplexity ${fmt(selRow?.perplexity ?? null, 2)}.<br><span class="muted">Rule: ${h(sel.rule)}.</span></p>`;
 
   const corrRows = (['pearson', 'spearman', 'kendall'] as const)
     .map((k) => {
       const c = m.correlation[k];
-      return `<tr><td class="text">${k === 'kendall' ? 'Kendall tau-b' : k[0]!.toUpperCase() + k.slice(1)}</td><td>${signed(c.r)}</td><td>${h(interval(c.ciLow, c.ciHigh, 2, true))}</td><td>${c.p !== null && c.p < 0.001 ? h('< 0.001') : fmt(c.p, 3)}</td></tr>`;
+      return `<tr><td class="text">${k === 'kendall' ? 'Kendall tau-b' : k[0]!.toUpperCase() + k.slice(1)}</td><td>${signed(c.r)}</td><td>${ciText(c.ciLow, c.ciHigh, c, 'r', 2, true)}</td><td>${c.p !== null && c.p < 0.001 ? h('< 0.001') : fmt(c.p, 3)}</td></tr>`;
     })
     .join('');
 
@@ -98,7 +112,7 @@ export function renderPage(p: PageInput): string {
   const epochRows = m.epochs
     .map(
       (e) =>
-        `<tr${e.epoch === sel.epoch ? ' class="selected"' : ''}><td>${h(e.epoch)}${e.epoch >= sel.window[0] && e.epoch <= sel.window[1] ? '' : ' <span class="muted">(outside window)</span>'}</td><td>${fmt(e.perplexity, 3)}</td><td>${fmt(e.bitsPerByte, 4)}</td><td>${fmt(e.quality.mean, 3)}</td><td>${h(interval(e.quality.ciLow, e.quality.ciHigh))}</td><td>${h(e.quality.n)}</td><td>${h(e.quality.invalid)}</td><td>${fmt(e.trainLoss, 4)}</td><td>${h(((sel.stability[String(e.epoch)] ?? 0) * 100).toFixed(1))}%</td></tr>`,
+        `<tr${e.epoch === sel.epoch ? ' class="selected"' : ''}><td>${h(e.epoch)}${e.epoch >= sel.window[0] && e.epoch <= sel.window[1] ? '' : ' <span class="muted">(outside window)</span>'}</td><td>${fmt(e.perplexity, 3)}</td><td>${fmt(e.bitsPerByte, 4)}</td><td>${fmt(e.quality.mean, 3)}</td><td>${ciText(e.quality.ciLow, e.quality.ciHigh, e.quality, 'the mean')}</td><td>${h(e.quality.n)}</td><td>${h(e.quality.invalid)}</td><td>${fmt(e.trainLoss, 4)}</td><td>${h(((sel.stability[String(e.epoch)] ?? 0) * 100).toFixed(1))}%</td></tr>`,
     )
     .join('');
 
@@ -136,10 +150,11 @@ export function renderPage(p: PageInput): string {
 ${headline}
 <div class="summary">
 <p><strong>Perplexity vs quality:</strong> ${h(m.correlation.summary)}</p>
-<table><tr><th class="text">correlation across epochs</th><th>r</th><th>95% bootstrap CI</th><th>permutation p</th></tr>${corrRows}</table>
+<table><tr><th class="text">correlation across ${h(m.correlation.pairedEpochs)} epochs</th><th>r</th><th>${h(level)} bootstrap CI</th><th>permutation p</th></tr>${corrRows}</table>
+<p class="muted">Every interval here is a ${h(level)} percentile bootstrap interval over ${h(m.analysis.bootstrap)} resamples of the dev examples (quality) and the held-out examples (perplexity), one draw used at every epoch. The epochs themselves are fixed: each r is across only ${h(m.correlation.pairedEpochs)} epochs, which the interval does not reflect and the two-sided permutation p (over pairings of the epochs) does. A direction is stated only when the interval excludes 0 and p &lt; ${h(m.analysis.alpha)}. An interval is marked unreliable when more than ${h(percent(m.analysis.maxUndefinedShare))} of the resamples left its statistic undefined (they are left out of it).</p>
 <p class="muted">LIMA (Zhou et al. 2023) found perplexity rising while generation quality kept improving, i.e. r(perplexity, quality) &gt; 0; the sign here is measured, not assumed.</p>
 <table><tr><th class="text">selection rule</th><th>epoch</th><th>dev quality</th><th>held-out perplexity</th></tr>${altRows}</table>
-<p>Quality lost by selecting on perplexity instead (quality of the selected epoch minus quality of the lowest-perplexity epoch): <strong>${signed(lost.mean)}</strong> ${h(interval(lost.ciLow, lost.ciHigh, 2, true))}.</p>
+<p>Quality lost by selecting on perplexity instead (quality of the selected epoch minus quality of the lowest-perplexity epoch): <strong>${signed(lost.mean)}</strong> ${ciText(lost.ciLow, lost.ciHigh, lost, 'the difference', 2, true)}.</p>
 <p><strong>Judge:</strong> ${h(m.judge.kind)} – ${h(m.judge.description)}${
     isRubric ? ' <span class="proxy">(a rubric is a proxy for human or LLM judgment, not a measurement of it)</span>' : ''
   }</p>
@@ -152,7 +167,7 @@ ${heldoutCoverageText(m)}
 
 <h2>Per epoch</h2>
 <table>
-<tr><th>epoch</th><th>held-out perplexity</th><th>bits / byte</th><th>dev quality</th><th>95% CI</th><th>n</th><th>invalid judgments</th><th>train loss</th><th>selection wins</th></tr>
+<tr><th>epoch</th><th>held-out perplexity</th><th>bits / byte</th><th>dev quality</th><th>${h(level)} CI</th><th>n</th><th>invalid judgments</th><th>train loss</th><th>selection wins</th></tr>
 ${epochRows}
 </table>
 

@@ -95,6 +95,21 @@ test('--write-baseline creates a baseline the same metrics pass', async () => {
   assert.deepEqual(rows.filter((r) => r.status !== 'ok').map((r) => r.metric), ['epochs.1.perplexity']);
 });
 
+test('every path the committed CI baseline pins still resolves to a value; the new fields it lacks do not fail it', async () => {
+  const file = path.resolve(import.meta.dirname, '../../experiments/baselines/ci.json');
+  const baseline = parseBaseline(JSON.parse(await fs.readFile(file, 'utf8')), file);
+  const epochs = Object.keys(baseline.metrics).filter((k) => /^epochs\.\d+\.epoch$/.test(k)).length;
+  const metrics = analyze(syntheticInput({ epochs, heldout: 50, dev: 10, bootstrap: 30 }));
+  for (const metric of Object.keys(baseline.metrics)) {
+    const value = lookupPath(metrics, metric);
+    assert.ok(value === null || ['number', 'string', 'boolean'].includes(typeof value), `${metric} resolves to ${JSON.stringify(value)}`);
+  }
+  // The same metrics as their own baseline (only the pinned paths, none of the added fields) pass.
+  const own = { ...baseline, metrics: Object.fromEntries(Object.keys(baseline.metrics).map((k) => [k, lookupPath(metrics, k) as number | null])) };
+  assert.ok(compareMetrics(metrics, own).every((r) => r.status === 'ok'));
+  assert.ok(lookupPath(metrics, 'correlation.pearson.intervalUnreliable') === false, 'the new fields are there');
+});
+
 test('usage errors and bad baselines exit 2 with a message naming the file', async () => {
   const { dir, metricsFile } = await setup();
   const io = capture();

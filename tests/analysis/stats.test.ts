@@ -1,7 +1,7 @@
 // Statistics checked against values worked out by hand (the arithmetic is in the comments).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { averageRanks, bootstrapMeanInterval, kendallTauB, pearson, permutationPValue, quantile, spearman } from '../../src/analysis/stats.ts';
+import { averageRanks, bootstrapMeanInterval, isConstant, kendallTauB, pearson, permutationPValue, quantile, replicateSummary, spearman } from '../../src/analysis/stats.ts';
 import { mulberry32 } from '../../src/util/rng.ts';
 
 const close = (actual: number, expected: number, eps = 1e-9) =>
@@ -16,6 +16,33 @@ test('pearson on a small vector', () => {
   close(pearson(x, y), 6 / Math.sqrt(60));
   close(pearson([1, 2, 3], [3, 2, 1]), -1);
   assert.ok(Number.isNaN(pearson([1, 2, 3], [5, 5, 5])), 'constant vector has no correlation');
+});
+
+test('a constant vector has no correlation even when its mean does not round back to its value', () => {
+  // 15 x 4.05 sums to 60.75000000000001 in floating point: the deviations from that mean are
+  // tiny but not 0, and r used to come out 0 instead of undefined.
+  const xs = Array.from({ length: 15 }, (_, i) => i + 1);
+  for (const c of [4.05, 3.35, 0.1, 1 / 3]) {
+    for (const stat of [pearson, spearman, kendallTauB]) {
+      assert.ok(Number.isNaN(stat(xs, xs.map(() => c))), `${stat.name}: constant ${c}`);
+      assert.ok(Number.isNaN(stat(xs.map(() => c), xs)), `${stat.name}: constant ${c} as x`);
+    }
+  }
+  assert.equal(isConstant([4.05, 4.05, 4.05]), true);
+  assert.equal(isConstant([4.05, 4.05, 4.050000000000001]), false);
+  assert.equal(isConstant([]), true);
+});
+
+test('replicateSummary counts the undefined replicates it leaves out of the interval', () => {
+  // Defined 1..5 (quantiles as quantile() gives them); two NaN.
+  const s = replicateSummary([3, NaN, 1, 5, NaN, 2, 4], 0.5);
+  close(s.low, quantile([1, 2, 3, 4, 5], 0.25));
+  close(s.high, quantile([1, 2, 3, 4, 5], 0.75));
+  assert.equal(s.replicates, 7);
+  assert.equal(s.undefinedReplicates, 2);
+  const none = replicateSummary([NaN, NaN], 0.95);
+  assert.ok(Number.isNaN(none.low) && Number.isNaN(none.high));
+  assert.equal(none.undefinedReplicates, 2);
 });
 
 test('average ranks share tied positions', () => {

@@ -18,6 +18,7 @@ test('every config in experiments/ validates and takes LIMA defaults where it is
     assert.equal(config.train.epochs, 15);
     assert.equal(config.train.weightDecay, 0.1);
     assert.deepEqual(config.analysis.window, [5, 10]);
+    assert.deepEqual([config.analysis.confidence, config.analysis.alpha, config.analysis.maxUndefinedShare], [0.95, 0.05, 0.05]);
     assert.equal(config.data.counts.heldout > 0, true);
   }
 });
@@ -41,6 +42,14 @@ test('unknown keys and wrong types are errors that name the key', () => {
     [(c) => (c.seed = -1), /seed: must be >= 0/],
     [(c) => (c.train.maxLength = 64), /train\.maxLength \(64\) exceeds model\.context \(32\)/],
     [(c) => (c.analysis = { window: [10, 5] }), /analysis\.window \[10,5\] is empty/],
+    [(c) => (c.analysis = { confidence: 95 }), /cfg\.json: analysis\.confidence: must be strictly between 0 and 1, got 95/],
+    [(c) => (c.analysis = { confidence: 1 }), /cfg\.json: analysis\.confidence: must be strictly between 0 and 1, got 1/],
+    [(c) => (c.analysis = { confidence: '0.95' }), /cfg\.json: analysis\.confidence: expected a number, got the string "0\.95"/],
+    [(c) => (c.analysis = { alpha: 0 }), /cfg\.json: analysis\.alpha: must be strictly between 0 and 1, got 0/],
+    [(c) => (c.analysis = { alpha: null }), /cfg\.json: analysis\.alpha: expected a number, got null/],
+    [(c) => (c.analysis = { maxUndefinedShare: 1.5 }), /cfg\.json: analysis\.maxUndefinedShare: must be <= 1, got 1\.5/],
+    [(c) => (c.analysis = { maxUndefinedShare: -0.1 }), /cfg\.json: analysis\.maxUndefinedShare: must be >= 0, got -0\.1/],
+    [(c) => (c.analysis = { level: 0.9 }), /cfg\.json: analysis\.level: unknown key \(allowed: window, bootstrap, confidence, alpha, maxUndefinedShare\)/],
     [(c) => (c.judge = { kind: 'llm', baseUrl: 'http://x', model: 'm', apiKey: 'sk-secret' }), /apiKey/],
     [(c) => (c.name = 'a/b'), /name must use only letters/],
   ];
@@ -49,6 +58,10 @@ test('unknown keys and wrong types are errors that name the key', () => {
     mutate(config);
     assert.throws(() => validateExperimentConfig(config, 'cfg.json'), expected, `expected ${expected}`);
   }
+  // The analysis settings given are kept; the silent ones take their defaults.
+  const set = base() as Record<string, any>;
+  set.analysis = { confidence: 0.9, alpha: 0.1, maxUndefinedShare: 0 };
+  assert.deepEqual(validateExperimentConfig(set, 'cfg.json').analysis, { window: [5, 10], bootstrap: 1000, confidence: 0.9, alpha: 0.1, maxUndefinedShare: 0 });
   // The key itself never appears in the error.
   const withKey = base() as Record<string, any>;
   withKey.judge = { kind: 'llm', baseUrl: 'http://x', model: 'm', apiKey: 'sk-secret' };

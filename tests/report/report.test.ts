@@ -91,6 +91,36 @@ test('writeReport writes a self-contained, escaped index.html and its companions
   assert.deepEqual((await fs.readdir(dir)).filter((f) => f.endsWith('.tmp')), []);
 });
 
+test('an unreliable interval is marked with why; the level, the resampling and the epoch count are stated', async () => {
+  const { renderPage } = await import('../../src/report/page.ts');
+  // Every dev score 4 except one 5: about a third of the resamples have constant quality.
+  const flat = syntheticInput({ epochs: 6, heldout: 30, dev: 20, bootstrap: 100 });
+  for (const q of flat.quality) q.score = q.epoch === 6 && q.exampleId === 'd3' ? 5 : 4;
+  // A dev example with a valid judgment at epoch 1 only in d3: that epoch's mean is often undefined too.
+  for (const q of flat.quality) if (q.epoch === 1 && q.exampleId !== 'd3') q.score = null;
+  const m = analyze({ ...flat, confidence: 0.9 });
+  const c = m.correlation.pearson;
+  assert.equal(c.intervalUnreliable, true);
+  const html = renderPage({ title: 't', metrics: m, drilldown: [], charts: buildCharts(m, []), svgFiles: {}, bundles: [] });
+  // The correlation row: interval, then the mark and its reason.
+  const row = html.match(/<tr><td class="text">Pearson<\/td>.*?<\/tr>/)![0];
+  assert.match(row, new RegExp(`\\] <span class="unreliable">unreliable: ${c.undefinedReplicates} of 100 resamples left r undefined \\(`));
+  // The per-epoch row of epoch 1 and its level.
+  const e1 = m.epochs[0]!.quality;
+  assert.equal(e1.intervalUnreliable, true);
+  assert.ok(html.includes(`unreliable: ${e1.undefinedReplicates} of 100 resamples left the mean undefined (no valid judgment)`));
+  assert.match(html, /<th>90% CI<\/th>/);
+  assert.match(html, /<th>90% bootstrap CI<\/th>/);
+  assert.match(html, /correlation across 6 epochs/);
+  assert.match(html, /90% percentile bootstrap interval over 100 resamples of the dev examples \(quality\) and the held-out examples \(perplexity\), one draw used at every epoch\. The epochs themselves are fixed: each r is across only 6 epochs/);
+  assert.match(html, /more than 5% of the resamples left its statistic undefined/);
+  // The summary states no direction, and the scatter chart's title carries the mark.
+  assert.match(m.correlation.summary, /the data cannot tell/);
+  assert.match(JSON.stringify(buildCharts(m, [])[1]!.spec), /\(interval unreliable\)/);
+  // A reliable interval carries no mark.
+  assert.ok(!/class="unreliable"/.test(renderPage({ title: 't', metrics, drilldown: [], charts: [], svgFiles: {}, bundles: [] })));
+});
+
 test('run time adds the stages but not evaluation that overlapped training', async () => {
   const { renderPage } = await import('../../src/report/page.ts');
   const timed = structuredClone(metrics);
