@@ -129,3 +129,16 @@ test('run time adds the stages but not evaluation that overlapped training', asy
   assert.match(html, /<strong>Run time:<\/strong> 12\.0 s in total/);
   assert.match(html, /evalDuringTraining: 5\.0 s \(on another core while training ran; not in the total\)/);
 });
+
+test('held-out coverage passes from the analysis input to metrics.json and the report', async () => {
+  const { renderPage } = await import('../../src/report/page.ts');
+  const coverage = { examples: 40, answerTokens: 5000, scoredTokens: 5000, coverage: 1, promptCut: 7, multiWindow: 3, windows: 46, window: 96, stride: 95 };
+  const m = analyze({ ...input, heldoutCoverage: coverage });
+  assert.deepEqual(m.heldoutCoverage, coverage);
+  const html = renderPage({ title: 't', metrics: m, drilldown: [], charts: [], svgFiles: {}, bundles: [] });
+  assert.match(html, /Held-out coverage:<\/strong> 5000 of 5000 answer tokens scored \(1\.000\)/);
+  assert.match(html, /7 of 40 prompts were cut from the left/);
+  assert.match(html, /3 answers were scored in more than one window/);
+  // Without it (older inputs), no coverage line and no crash.
+  assert.ok(!/Held-out coverage/.test(renderPage({ title: 't', metrics, drilldown: [], charts: [], svgFiles: {}, bundles: [] })));
+});
