@@ -3,6 +3,7 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { ConfigError, expectObject, expectNumber, expectString } from '../util/validate.ts';
+import { stripBom } from '../util/text.ts';
 import { validateModelConfig, type ModelConfig } from '../model/config.ts';
 import { validateDataConfig, type DataConfig } from '../data/prepare.ts';
 import { defaultTrainConfig, validateTrainConfig, type TrainConfig } from '../train/config.ts';
@@ -82,7 +83,7 @@ export function validateExperimentConfig(raw: unknown, where: string): Experimen
 export async function loadExperimentConfig(file: string): Promise<ExperimentConfig> {
   let text: string;
   try {
-    text = await fs.readFile(file, 'utf8');
+    text = stripBom(await fs.readFile(file, 'utf8')); // editors on Windows may add a byte order mark
   } catch (err) {
     throw new ConfigError(`${file}: cannot read the config (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
   }

@@ -13,9 +13,12 @@ Run 'lima-harness data <stats|prepare> --help' for details.`;
 const STATS_USAGE = `Usage: lima-harness data stats FILE [--format lima|alpaca|se-xml|chat] [--skip-invalid]
 
 Reads a data file and prints one JSON object: format, records, pairs (one user + one assistant
-turn), skipped, skippedByReason, and mean prompt/response characters.
+turn), skipped, skippedByReason, notes (rows kept by a fallback, e.g. "empty-accepted-answer":
+questions whose accepted answer has no text and that took their best other answer), and mean
+prompt/response characters.
   --format F       override the detected format
-  --skip-invalid   count invalid rows instead of stopping at the first
+  --skip-invalid   skip and count invalid rows (records, lines, posts) instead of stopping at
+                   the first
   -h, --help       this help`;
 
 const PREPARE_USAGE = `Usage: lima-harness data prepare --config experiments/NAME.json [options]
@@ -79,6 +82,7 @@ async function statsCommand(argv: string[]): Promise<number> {
     multiTurn: result.records.length - result.pairs,
     skipped: result.skipped,
     skippedByReason: result.skippedByReason,
+    notes: result.notes,
     meanPromptChars: mean(single.map((r) => r.turns.find((t) => t.role === 'user')!.content.length)),
     meanResponseChars: mean(single.map((r) => r.turns[r.turns.length - 1]!.content.length)),
     seconds: Number(((Date.now() - started) / 1000).toFixed(2)),

@@ -126,10 +126,11 @@ test('detectFormat rejects what it cannot recognise', async () => {
   await assert.rejects(detectFormat(file), /odd\.jsonl:1: cannot tell the format/);
 });
 
-test('html-to-text: paragraphs, nested lists, pre/code fencing, inline code, entities, headings, quotes', () => {
-  const html = '<h2>Title</h2><p>One &amp; two &lt;tag&gt; &quot;q&quot; &#39;s&#39; &#x41;&#66;&nbsp;x</p>\n<p>Line<br>break and <a href="u">a link</a> with <code>f(x)</code>.</p>' +
+test('html-to-text (turndown): paragraphs, nested lists, fenced code, inline code, entities, headings, quotes, no link URLs', () => {
+  const html = '<h2>Title</h2><p>One &amp; two &lt;tag&gt; &quot;q&quot; &#39;s&#39; &#x41;&#66;&nbsp;x</p>\n<p>Line<br>break and <a href="u">a link</a> with <code>f(x)</code> and <em>stress</em>.</p>' +
     '<ul><li>apple</li><li>fruit<ol><li>first</li><li>second</li></ol></li></ul>' +
-    '<pre><code>if (a &lt; b) {\n  return 1;\n}\n</code></pre><blockquote><p>quoted</p></blockquote>';
+    '<pre class="lang-js prettyprint-override"><code>if (a &lt; b) {\n  return 1;   \n}\n</code></pre><blockquote><p>quoted</p></blockquote>' +
+    '<ol start="3"><li><p>loose item</p></li><li><p>next</p><pre>bare pre\n  kept</pre></li></ol><p>1. not a list, # not a heading, *not emphasis*</p>';
   assert.equal(
     htmlToText(html),
     [
@@ -138,22 +139,40 @@ test('html-to-text: paragraphs, nested lists, pre/code fencing, inline code, ent
       `One & two <tag> "q" 's' AB x`, // &nbsp; becomes a plain space
       '',
       'Line',
-      'break and a link with `f(x)`.',
+      'break and a link with `f(x)` and *stress*.',
       '',
-      '- apple',
-      '- fruit',
+      '* apple',
+      '* fruit',
       '  1. first',
       '  2. second',
       '',
       '```',
       'if (a < b) {',
-      '  return 1;',
+      '  return 1;   ', // code is kept as written, trailing spaces included
       '}',
       '```',
       '',
       '> quoted',
+      '',
+      '3. loose item',
+      '',
+      '4. next',
+      '',
+      '   ```',
+      '   bare pre',
+      '     kept',
+      '   ```',
+      '',
+      '1. not a list, # not a heading, *not emphasis*', // text is not backslash-escaped
     ].join('\n'),
   );
+});
+
+test('html-to-text: carriage returns become line feeds everywhere, code blocks included', () => {
+  const html = '<p>one\r\ntwo\rthree</p>\r\n<pre><code>a\r\nb\rc\r\n\r\nd\r</code></pre><ul>\r<li>x\ry</li></ul>';
+  const text = htmlToText(html);
+  assert.ok(!text.includes('\r'), JSON.stringify(text));
+  assert.equal(text, 'one two three\n\n```\na\nb\nc\n\nd\n```\n\n* x y');
 });
 
 test('html-to-text never throws on messy HTML and keeps <script> text as text', () => {
