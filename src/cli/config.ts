@@ -102,18 +102,40 @@ export async function loadExperimentConfig(file: string): Promise<ExperimentConf
 }
 
 /**
- * Data paths from the command line replace the config's, resolved as the config's own are.
- * Returns what is wrong with the combination, if anything.
+ * Data paths from the command line (--train, --heldout, --dev; each repeatable) replace the
+ * config's for that one set, resolved as the config's own are. With the builtin dataset, the
+ * sets not given (and the pretraining text) still come from it.
  */
-export function applyDataOverrides(config: ExperimentConfig, values: { train?: string; heldout?: string[]; dev?: string[] }): string | undefined {
-  if (!values.train && !values.heldout && !values.dev) return undefined;
-  if (config.data.builtin && !(values.train && values.heldout && values.dev)) {
-    return 'the config uses the builtin dataset: give all three of --train, --heldout and --dev to replace it';
-  }
+export function applyDataOverrides(config: ExperimentConfig, values: { train?: string[]; heldout?: string[]; dev?: string[] }): void {
   const sources = (files: string[]) => files.map((f) => ({ path: path.resolve(f) }));
-  config.data = { ...config.data, builtin: undefined };
-  if (values.train) config.data.train = sources([values.train]);
-  if (values.heldout) config.data.heldout = sources(values.heldout);
-  if (values.dev) config.data.dev = sources(values.dev);
+  for (const key of ['train', 'heldout', 'dev'] as const) {
+    const files = values[key];
+    if (files && files.length > 0) config.data = { ...config.data, [key]: sources(files) };
+  }
+}
+
+/** The parts of a parseArgs token (`tokens: true`) that strayArgumentError reads. */
+interface ArgToken {
+  kind: string;
+  name?: string;
+  rawName?: string;
+  value?: string;
+}
+
+/**
+ * The error for a command-line argument no option takes, or undefined. "--heldout a b" leaves
+ * "b" over (one value per flag, as parseArgs reads it): the message says to repeat the flag.
+ */
+export function strayArgumentError(tokens: readonly ArgToken[]): string | undefined {
+  for (let i = 0; i < tokens.length; i++) {
+    const token = tokens[i]!;
+    if (token.kind !== 'positional') continue;
+    const previous = tokens[i - 1];
+    if (previous?.kind === 'option' && previous.value !== undefined) {
+      const flag = previous.rawName ?? `--${previous.name}`;
+      return `${flag} takes one file; to give several, repeat the flag: ${flag} ${previous.value} ${flag} ${token.value}`;
+    }
+    return `unexpected argument ${JSON.stringify(token.value)}`;
+  }
   return undefined;
 }
