@@ -1,4 +1,4 @@
-import { test } from 'node:test';
+import { mock, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { promises as fs } from 'node:fs';
 import os from 'node:os';
@@ -327,4 +327,26 @@ test('a JSON array of LIMA or chat records is detected by its fields and read li
   await assert.rejects(readRecords(bad), /bad\.json:3: record 1: field "conversations": expected alternating user\/assistant strings/);
   const odd = await fixture('odd.json', '[{"foo": 1}]');
   await assert.rejects(detectFormat(odd), /odd\.json:1: cannot tell the format of the array's first element/);
+});
+
+test('data stats prints skipped rows and fallback notes', async () => {
+  const { dataCommand } = await import('../../src/cli/data-command.ts');
+  const file = await postsXml([
+    row({ Id: 1, PostTypeId: 1, AcceptedAnswerId: 2, Title: 'One', Body: '<p>q</p>' }),
+    row({ Id: 2, PostTypeId: 2, ParentId: 1, Score: 5, Body: '' }),
+    row({ Id: 3, PostTypeId: 2, ParentId: 1, Score: 1, Body: '<p>fallback</p>' }),
+    '  <row Id="4" PostTypeId="1" Title=bad />',
+  ]);
+  const printed: string[] = [];
+  const log = mock.method(console, 'log', (text: string) => void printed.push(text));
+  try {
+    assert.equal(await dataCommand(['stats', file, '--skip-invalid']), 0);
+  } finally {
+    log.mock.restore();
+  }
+  const stats = JSON.parse(printed.join('\n'));
+  assert.equal(stats.records, 1);
+  assert.equal(stats.skipped, 1);
+  assert.deepEqual(stats.skippedByReason, { 'xml-error': 1 });
+  assert.deepEqual(stats.notes, { 'empty-accepted-answer': 1 });
 });
