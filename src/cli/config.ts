@@ -124,7 +124,8 @@ interface ArgToken {
 
 /**
  * The error for a command-line argument no option takes, or undefined. "--heldout a b" leaves
- * "b" over (one value per flag, as parseArgs reads it): the message says to repeat the flag.
+ * "b" over (parseArgs reads one value per flag): for the data flags, which may be repeated, the
+ * message says to repeat the flag.
  */
 export function strayArgumentError(tokens: readonly ArgToken[]): string | undefined {
   for (let i = 0; i < tokens.length; i++) {
@@ -133,7 +134,10 @@ export function strayArgumentError(tokens: readonly ArgToken[]): string | undefi
     const previous = tokens[i - 1];
     if (previous?.kind === 'option' && previous.value !== undefined) {
       const flag = previous.rawName ?? `--${previous.name}`;
-      return `${flag} takes one file; to give several, repeat the flag: ${flag} ${previous.value} ${flag} ${token.value}`;
+      if (['train', 'heldout', 'dev'].includes(previous.name ?? '')) {
+        return `${flag} takes one file; to give several, repeat the flag: ${flag} ${previous.value} ${flag} ${token.value}`;
+      }
+      return `${flag} takes one value, got a second: ${JSON.stringify(token.value)}`;
     }
     return `unexpected argument ${JSON.stringify(token.value)}`;
   }

@@ -394,7 +394,6 @@ interface AnswerInfo {
   /** The Body's HTML until it is converted (once, when the answer could be chosen). */
   bodyHtml?: string;
   text?: string;
-  line: number;
 }
 
 /** An answer's Body as text, converted on first use. */
@@ -526,7 +525,7 @@ async function readPostsXml(file: string, collector: Collector): Promise<void> {
         }
       } else if (type === '2') {
         const parentId = intAttr(attrs, 'ParentId', where, true)!;
-        const answer: AnswerInfo = { id, score: intAttr(attrs, 'Score', where, false) ?? 0, bodyHtml: attrs.Body ?? '', line };
+        const answer: AnswerInfo = { id, score: intAttr(attrs, 'Score', where, false) ?? 0, bodyHtml: attrs.Body ?? '' };
         let c = candidates.get(parentId);
         if (!c) candidates.set(parentId, (c = {}));
         offer(c, answer, questions.get(parentId));

@@ -123,6 +123,8 @@ test('--heldout FILE alone replaces the builtin held-out set; "--heldout a b" sa
   }
   r = await run(['data', 'prepare', '--config', config, '--dev=a.jsonl', 'b.jsonl']);
   assert.match(r.stderr, /--dev takes one file; to give several, repeat the flag: --dev a\.jsonl --dev b\.jsonl/);
+  r = await run(['experiment', '--config', config, 'other.json']);
+  assert.match(r.stderr, /--config takes one value, got a second: "other\.json"/);
   r = await run(['experiment', '--config', config, '--quiet', 'stray']);
   assert.equal(r.status, 2);
   assert.match(r.stderr, /unexpected argument "stray"/);
