@@ -254,12 +254,12 @@ async function selectFromSources(config: DataConfig, seed: number, builtin?: Rec
     return all;
   };
   const names = (sources: DataSource[]) => (sources.length === 0 && builtin ? `builtin ${config.builtin}` : sources.map((s) => path.relative(process.cwd(), s.path) || s.path).join(', '));
-  const draw = async (key: 'train' | 'heldout' | 'dev', label: string): Promise<ChatRecord[]> =>
-    builtin && config[key].length === 0 ? builtin[key].slice() : shuffleInPlace(await pool(config[key]), mulberry32(deriveSeed(seed, 'data', label)));
+  const draw = async (key: 'train' | 'heldout' | 'dev'): Promise<ChatRecord[]> =>
+    builtin && config[key].length === 0 ? builtin[key].slice() : shuffleInPlace(await pool(config[key]), mulberry32(deriveSeed(seed, 'data', key)));
   const tooSmall = (label: string, asked: number, available: number, sources: DataSource[], how: string) =>
     new DataError(`${label}: asked for ${asked} examples but the sources give only ${available}${how} (${names(sources)})`);
 
-  const trainPool = await draw('train', 'train');
+  const trainPool = await draw('train');
   if (trainPool.length < config.counts.train) {
     throw tooSmall('training set', config.counts.train, trainPool.length, config.train, config.singleTurnOnly ? ' single-turn records' : ' records');
   }
@@ -297,13 +297,13 @@ async function selectFromSources(config: DataConfig, seed: number, builtin?: Rec
     heldout = rest.slice(0, config.counts.heldout);
   } else {
     const seen = new QuestionIndex();
-    const devPool = dedupe(await draw('dev', 'dev'), seen);
+    const devPool = dedupe(await draw('dev'), seen);
     if (devPool.length < config.counts.dev) throw tooSmall('dev set', config.counts.dev, devPool.length, config.dev, how);
     dev = devPool.slice(0, config.counts.dev);
     // Held-out excludes every chosen dev question (and train, and its own duplicates).
     const heldSeen = new QuestionIndex();
     for (const record of dev) heldSeen.add(questionKeys(record));
-    const heldPool = dedupe(await draw('heldout', 'heldout'), heldSeen);
+    const heldPool = dedupe(await draw('heldout'), heldSeen);
     if (heldPool.length < config.counts.heldout) throw tooSmall('held-out set', config.counts.heldout, heldPool.length, config.heldout, `${how} against train and dev`);
     heldout = heldPool.slice(0, config.counts.heldout);
   }
