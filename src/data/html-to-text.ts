@@ -3,7 +3,8 @@
 // HTML-to-Markdown library, parsing with the domino DOM) does the conversion; the rules below
 // only adapt its output to plain text for a language model: link and image URLs are dropped
 // (the text stays), Markdown characters in the text are not backslash-escaped, list markers take
-// one space, and a <pre> without <code> is fenced like one with it.
+// one space, a <pre> without <code> is fenced like one with it, and table rows become
+// "cell | cell" lines.
 import TurndownService from 'turndown';
 
 const service = new TurndownService({ headingStyle: 'atx', codeBlockStyle: 'fenced', fence: '```', bulletListMarker: '*', emDelimiter: '*', strongDelimiter: '**', hr: '---', br: '' });
@@ -51,9 +52,10 @@ function fence(code: string): string {
 
 /**
  * An HTML post body as Markdown text. Carriage returns become line feeds everywhere, code
- * included ("\r\n" and a lone "\r", as HTML parsing does); entities are decoded; trailing spaces
- * and runs of blank lines outside code fences are removed; the result is trimmed. Never throws
- * on malformed HTML (the HTML parser recovers as browsers do).
+ * included ("\r\n" and a lone "\r", as HTML parsing does); entities are decoded and a no-break
+ * space becomes a plain space; trailing spaces and runs of blank lines outside code fences are
+ * removed; the result is trimmed. Never throws on malformed HTML (the HTML parser recovers as
+ * browsers do).
  */
 export function htmlToText(html: string): string {
   const markdown = service.turndown(html.replace(/\r\n?/g, '\n'));
