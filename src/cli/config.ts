@@ -3,6 +3,7 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { ConfigError, expectObject, expectNumber, expectString } from '../util/validate.ts';
+import { stripBom } from '../util/text.ts';
 import { validateModelConfig, type ModelConfig } from '../model/config.ts';
 import { validateDataConfig, type DataConfig } from '../data/prepare.ts';
 import { defaultTrainConfig, validateTrainConfig, type TrainConfig } from '../train/config.ts';
@@ -105,7 +106,7 @@ export function validateExperimentConfig(raw: unknown, where: string): Experimen
 export async function loadExperimentConfig(file: string): Promise<ExperimentConfig> {
   let text: string;
   try {
-    text = await fs.readFile(file, 'utf8');
+    text = stripBom(await fs.readFile(file, 'utf8')); // editors on Windows may add a byte order mark
   } catch (err) {
     throw new ConfigError(`${file}: cannot read the config (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
   }
@@ -124,18 +125,44 @@ export async function loadExperimentConfig(file: string): Promise<ExperimentConf
 }
 
 /**
- * Data paths from the command line replace the config's, resolved as the config's own are.
- * Returns what is wrong with the combination, if anything.
+ * Data paths from the command line (--train, --heldout, --dev; each repeatable) replace the
+ * config's for that one set, resolved as the config's own are. With the builtin dataset, the
+ * sets not given (and the pretraining text) still come from it.
  */
-export function applyDataOverrides(config: ExperimentConfig, values: { train?: string; heldout?: string[]; dev?: string[] }): string | undefined {
-  if (!values.train && !values.heldout && !values.dev) return undefined;
-  if (config.data.builtin && !(values.train && values.heldout && values.dev)) {
-    return 'the config uses the builtin dataset: give all three of --train, --heldout and --dev to replace it';
-  }
+export function applyDataOverrides(config: ExperimentConfig, values: { train?: string[]; heldout?: string[]; dev?: string[] }): void {
   const sources = (files: string[]) => files.map((f) => ({ path: path.resolve(f) }));
-  config.data = { ...config.data, builtin: undefined };
-  if (values.train) config.data.train = sources([values.train]);
-  if (values.heldout) config.data.heldout = sources(values.heldout);
-  if (values.dev) config.data.dev = sources(values.dev);
+  for (const key of ['train', 'heldout', 'dev'] as const) {
+    const files = values[key];
+    if (files && files.length > 0) config.data = { ...config.data, [key]: sources(files) };
+  }
+}
+
+/** The parts of a parseArgs token (`tokens: true`) that strayArgumentError reads. */
+interface ArgToken {
+  kind: string;
+  name?: string;
+  rawName?: string;
+  value?: string;
+}
+
+/**
+ * The error for a command-line argument no option takes, or undefined. "--heldout a b" leaves
+ * "b" over (parseArgs reads one value per flag): for the data flags, which may be repeated, the
+ * message says to repeat the flag.
+ */
+export function strayArgumentError(tokens: readonly ArgToken[]): string | undefined {
+  for (let i = 0; i < tokens.length; i++) {
+    const token = tokens[i]!;
+    if (token.kind !== 'positional') continue;
+    const previous = tokens[i - 1];
+    if (previous?.kind === 'option' && previous.value !== undefined) {
+      const flag = previous.rawName ?? `--${previous.name}`;
+      if (['train', 'heldout', 'dev'].includes(previous.name ?? '')) {
+        return `${flag} takes one file; to give several, repeat the flag: ${flag} ${previous.value} ${flag} ${token.value}`;
+      }
+      return `${flag} takes one value, got a second: ${JSON.stringify(token.value)}`;
+    }
+    return `unexpected argument ${JSON.stringify(token.value)}`;
+  }
   return undefined;
 }

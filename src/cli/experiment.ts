@@ -274,8 +274,12 @@ function round(x: number): number {
 }
 
 function describeSources(config: ExperimentConfig): Record<string, unknown> {
-  if (config.data.builtin) return { builtin: config.data.builtin };
   const names = (s: ExperimentConfig['data']['train']) => s.map((x) => path.relative(process.cwd(), x.path));
+  if (config.data.builtin) {
+    // Sets given their own sources replace the builtin's; only those are listed beside it.
+    const replaced = (['train', 'heldout', 'dev'] as const).filter((k) => config.data[k].length > 0);
+    return { builtin: config.data.builtin, ...Object.fromEntries(replaced.map((k) => [k, names(config.data[k])])) };
+  }
   return { train: names(config.data.train), heldout: names(config.data.heldout), dev: names(config.data.dev) };
 }
 

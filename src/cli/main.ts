@@ -2,7 +2,7 @@
 // file, line and field where the input is at fault) and exit non-zero, without a stack trace
 // unless LIMA_DEBUG=1.
 import { parseArgs } from 'node:util';
-import { applyDataOverrides, loadExperimentConfig } from './config.ts';
+import { applyDataOverrides, loadExperimentConfig, strayArgumentError } from './config.ts';
 import { runExperiment, type Stage } from './experiment.ts';
 import { dataCommand } from './data-command.ts';
 import { judgeCommand } from './judge-command.ts';
@@ -29,9 +29,12 @@ Options:
   --config FILE      the experiment config (JSON; see experiments/default.json)
   --out DIR          report directory (default reports/<name>)
   --run-dir DIR      checkpoints and intermediate results (default checkpoints/<name>)
-  --train FILE       training data, overriding the config's (the builtin dataset is then not used)
-  --heldout FILE     held-out data for perplexity (repeatable), overriding the config's
-  --dev FILE         dev data for generation quality (repeatable), overriding the config's
+  --train FILE       training data, replacing the config's training set (repeatable)
+  --heldout FILE     held-out data for perplexity, replacing the config's held-out set (repeatable:
+                     --heldout a.jsonl --heldout b.jsonl)
+  --dev FILE         dev data for generation quality, replacing the config's dev set (repeatable)
+                     Each flag replaces only its set; with the builtin dataset the other sets and
+                     the pretraining text still come from it.
   --resume           accepted for clarity: every run resumes what a killed run finished
   --quiet            no progress output
   -h, --help         this help
@@ -39,13 +42,13 @@ Options:
 Runs resume: kill one at any moment and run the same command again; it finishes what is left.`;
 
 async function experimentCommand(command: 'experiment' | 'train' | 'evaluate', argv: string[]): Promise<number> {
-  const { values } = parseArgs({
+  const { values, tokens } = parseArgs({
     args: argv,
     options: {
       config: { type: 'string' },
       out: { type: 'string' },
       'run-dir': { type: 'string' },
-      train: { type: 'string' },
+      train: { type: 'string', multiple: true },
       heldout: { type: 'string', multiple: true },
       dev: { type: 'string', multiple: true },
       resume: { type: 'boolean' },
@@ -53,15 +56,18 @@ async function experimentCommand(command: 'experiment' | 'train' | 'evaluate', a
       help: { type: 'boolean', short: 'h' },
     },
     strict: true,
+    allowPositionals: true,
+    tokens: true,
   });
   if (values.help) {
     console.log(EXPERIMENT_USAGE(command));
     return 0;
   }
+  const stray = strayArgumentError(tokens);
+  if (stray) throw new UsageError(`${stray}\n\n${EXPERIMENT_USAGE(command)}`);
   if (!values.config) throw new UsageError(`${command}: --config is required\n\n${EXPERIMENT_USAGE(command)}`);
   const config = await loadExperimentConfig(values.config);
-  const problem = applyDataOverrides(config, values);
-  if (problem) throw new UsageError(problem);
+  applyDataOverrides(config, values);
   const until: Stage = command === 'train' ? 'train' : command === 'evaluate' ? 'eval' : 'report';
   const started = Date.now();
   const result = await runExperiment({ config, outDir: values.out, runDir: values['run-dir'], until, quiet: values.quiet });

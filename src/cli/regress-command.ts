@@ -4,6 +4,7 @@
 import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { writeFileAtomic } from '../util/atomic.ts';
+import { stripBom } from '../util/text.ts';
 import { compareMetrics, createBaseline, formatRegressionTable, parseBaseline, regressionFailed } from '../analysis/regress.ts';
 import type { Metrics } from '../analysis/types.ts';
 
@@ -77,7 +78,7 @@ export async function regressCommand(argv: string[], out: CommandOutput = { log:
 async function readJson(file: string): Promise<unknown> {
   let text: string;
   try {
-    text = await readFile(file, 'utf8');
+    text = stripBom(await readFile(file, 'utf8')); // a baseline edited on Windows may start with a byte order mark
   } catch (err) {
     throw new Error(`${file}: cannot read (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
   }

@@ -11,8 +11,11 @@ import { writeFileAtomic } from '../util/atomic.ts';
 import { sha256, sha256File, stableHash } from '../util/hash.ts';
 import { deriveSeed, mulberry32, shuffleInPlace } from '../util/rng.ts';
 
-/** Bump when the selection or file format changes, so old prepared data is rebuilt. */
-const PREPARE_VERSION = 2;
+/**
+ * Bump when the selection, the readers' output (3: Stack Exchange bodies through turndown) or
+ * the file format changes, so old prepared data is rebuilt.
+ */
+const PREPARE_VERSION = 3;
 
 export interface DataSource {
   path: string;
@@ -20,6 +23,7 @@ export interface DataSource {
 }
 
 export interface DataConfig {
+  /** The embedded dataset; a set that has sources below replaces the builtin's (its pretraining text stays). */
   builtin?: 'wordnet';
   train: DataSource[];
   heldout: DataSource[];
@@ -80,10 +84,8 @@ export function validateDataConfig(raw: unknown, where: string): DataConfig {
     skipInvalid: obj.skipInvalid === undefined ? false : expectBoolean(obj.skipInvalid, `${where}.skipInvalid`),
   };
   if (obj.builtin !== undefined && obj.builtin !== null) {
+    // Sources given for a set replace that builtin set only (e.g. your own held-out data).
     config.builtin = expectString(obj.builtin, `${where}.builtin`, ['wordnet']) as 'wordnet';
-    for (const key of ['train', 'heldout', 'dev'] as const) {
-      if (config[key].length > 0) throw new ConfigError(`${where}.${key}: must be [] when "builtin" is set (use either the builtin dataset or your own sources)`);
-    }
   } else {
     for (const key of ['train', 'heldout', 'dev'] as const) {
       if (config[key].length === 0) throw new ConfigError(`${where}.${key}: expected at least one source (or set "builtin": "wordnet")`);
@@ -201,7 +203,9 @@ export async function prepareData(config: DataConfig, seed: number, outDir: stri
   let selected: Selected;
   if (config.builtin === 'wordnet') {
     const built = await buildWordnetDataset(seed, config.counts, config.pretrainTexts);
-    selected = { ...built, pretrain: config.pretrainTexts > 0 ? built.pretrain : undefined, removedAsTrainDuplicates: 0 };
+    const pretrain = config.pretrainTexts > 0 ? built.pretrain : undefined;
+    const replacesSome = config.train.length + config.heldout.length + config.dev.length > 0;
+    selected = replacesSome ? { ...(await selectFromSources(config, seed, built)), pretrain } : { ...built, pretrain, removedAsTrainDuplicates: 0 };
   } else {
     selected = await selectFromSources(config, seed);
   }
@@ -227,7 +231,11 @@ export async function prepareData(config: DataConfig, seed: number, outDir: stri
   return describePrepared(outDir, counts, hash);
 }
 
-async function selectFromSources(config: DataConfig, seed: number): Promise<Selected> {
+/**
+ * Draws each set from its sources; with `builtin`, a set without sources is the builtin's (as
+ * drawn, not reshuffled) and goes through the same deduplication as a drawn one.
+ */
+async function selectFromSources(config: DataConfig, seed: number, builtin?: Record<'train' | 'heldout' | 'dev', ChatRecord[]>): Promise<Selected> {
   const cache = new Map<string, Promise<ChatRecord[]>>();
   const read = (source: DataSource): Promise<ChatRecord[]> => {
     const key = `${path.resolve(source.path)}\u0000${source.format ?? ''}`;
@@ -245,11 +253,13 @@ async function selectFromSources(config: DataConfig, seed: number): Promise<Sele
     for (const source of sources) all.push(...(await read(source)));
     return all;
   };
-  const names = (sources: DataSource[]) => sources.map((s) => path.relative(process.cwd(), s.path) || s.path).join(', ');
+  const names = (sources: DataSource[]) => (sources.length === 0 && builtin ? `builtin ${config.builtin}` : sources.map((s) => path.relative(process.cwd(), s.path) || s.path).join(', '));
+  const draw = async (key: 'train' | 'heldout' | 'dev'): Promise<ChatRecord[]> =>
+    builtin && config[key].length === 0 ? builtin[key].slice() : shuffleInPlace(await pool(config[key]), mulberry32(deriveSeed(seed, 'data', key)));
   const tooSmall = (label: string, asked: number, available: number, sources: DataSource[], how: string) =>
     new DataError(`${label}: asked for ${asked} examples but the sources give only ${available}${how} (${names(sources)})`);
 
-  const trainPool = shuffleInPlace(await pool(config.train), mulberry32(deriveSeed(seed, 'data', 'train')));
+  const trainPool = await draw('train');
   if (trainPool.length < config.counts.train) {
     throw tooSmall('training set', config.counts.train, trainPool.length, config.train, config.singleTurnOnly ? ' single-turn records' : ' records');
   }
@@ -274,7 +284,7 @@ async function selectFromSources(config: DataConfig, seed: number): Promise<Sele
     return kept;
   };
   const how = ' after deduplication';
-  const sameLists = stableHash(config.heldout.map((s) => [path.resolve(s.path), s.format ?? ''])) === stableHash(config.dev.map((s) => [path.resolve(s.path), s.format ?? '']));
+  const sameLists = config.heldout.length > 0 && stableHash(config.heldout.map((s) => [path.resolve(s.path), s.format ?? ''])) === stableHash(config.dev.map((s) => [path.resolve(s.path), s.format ?? '']));
   let dev: ChatRecord[];
   let heldout: ChatRecord[];
   if (sameLists) {
@@ -287,13 +297,13 @@ async function selectFromSources(config: DataConfig, seed: number): Promise<Sele
     heldout = rest.slice(0, config.counts.heldout);
   } else {
     const seen = new QuestionIndex();
-    const devPool = dedupe(shuffleInPlace(await pool(config.dev), mulberry32(deriveSeed(seed, 'data', 'dev'))), seen);
+    const devPool = dedupe(await draw('dev'), seen);
     if (devPool.length < config.counts.dev) throw tooSmall('dev set', config.counts.dev, devPool.length, config.dev, how);
     dev = devPool.slice(0, config.counts.dev);
     // Held-out excludes every chosen dev question (and train, and its own duplicates).
     const heldSeen = new QuestionIndex();
     for (const record of dev) heldSeen.add(questionKeys(record));
-    const heldPool = dedupe(shuffleInPlace(await pool(config.heldout), mulberry32(deriveSeed(seed, 'data', 'heldout'))), heldSeen);
+    const heldPool = dedupe(await draw('heldout'), heldSeen);
     if (heldPool.length < config.counts.heldout) throw tooSmall('held-out set', config.counts.heldout, heldPool.length, config.heldout, `${how} against train and dev`);
     heldout = heldPool.slice(0, config.counts.heldout);
   }

@@ -2,11 +2,11 @@
 // ChatRecord; bad input either throws a DataError naming file:line and field, or (skipInvalid)
 // is counted under a reason. Stack Exchange Posts.xml is streamed (dumps can be gigabytes).
 import { createReadStream, promises as fs } from 'node:fs';
-import { createInterface } from 'node:readline';
 import path from 'node:path';
 import sax from 'sax';
 import type { ChatRecord, Role, Turn } from './types.ts';
 import { htmlToText } from './html-to-text.ts';
+import { splitLines, stripBom } from '../util/text.ts';
 
 export type DataFormat = 'lima' | 'alpaca' | 'se-xml' | 'chat';
 export const DATA_FORMATS: readonly DataFormat[] = ['lima', 'alpaca', 'se-xml', 'chat'];
@@ -23,6 +23,13 @@ export interface ReadResult {
   pairs: number;
   skipped: number;
   skippedByReason: Record<string, number>;
+  /**
+   * Rows kept but built differently from the usual rule, by reason: "empty-accepted-answer"
+   * (a question whose accepted answer has no text took its best remaining answer instead).
+   * Also "xml-error-outside-rows" (with skipInvalid: malformed XML that spoiled no row, such as
+   * a mismatched closing tag).
+   */
+  notes: Record<string, number>;
 }
 
 export interface ReadOptions {
@@ -38,45 +45,73 @@ export function isSingleTurn(record: ChatRecord): boolean {
 
 const PEEK_BYTES = 64 * 1024;
 
-/** Guess the format from the first bytes (and first JSON line) of the file. */
+/** Guess the format from the first bytes: XML, or the fields of the first JSON record (the first line of JSONL, the first element of a JSON array). */
 export async function detectFormat(file: string): Promise<DataFormat> {
   const head = await peek(file, PEEK_BYTES);
   const trimmed = head.trimStart();
   if (trimmed.startsWith('<')) return 'se-xml';
-  if (trimmed.startsWith('[')) return 'alpaca';
-  if (trimmed.startsWith('{')) {
-    const firstLine = trimmed.split('\n', 1)[0]!;
-    let keys: string[] | undefined;
-    try {
-      const parsed: unknown = JSON.parse(firstLine);
-      if (parsed && typeof parsed === 'object' && !Array.isArray(parsed)) keys = Object.keys(parsed);
-    } catch {
-      // A pretty-printed first object: fall back to looking for key names in the peeked text.
-    }
-    const has = (key: string) => (keys ? keys.includes(key) : new RegExp(`"${key}"\\s*:`).test(trimmed));
-    if (has('conversations')) return 'lima';
-    if (has('instruction')) return 'alpaca';
-    if (has('messages') || has('prompt') || has('question')) return 'chat';
-    throw new DataError(`${file}:1: cannot tell the format (expected a "conversations", "instruction", "messages", "prompt" or "question" field); pass the format explicitly`);
+  const isArray = trimmed.startsWith('[');
+  if (!isArray && !trimmed.startsWith('{')) throw new DataError(`${file}:1: cannot tell the format: not JSON, JSONL or XML`);
+  const first = isArray ? firstArrayElement(trimmed) : trimmed.split('\n', 1)[0]!;
+  if (isArray && first === '') return 'alpaca'; // an empty array: no records in any format
+  let keys: string[] | undefined;
+  try {
+    const parsed: unknown = JSON.parse(first ?? '');
+    keys = parsed && typeof parsed === 'object' && !Array.isArray(parsed) ? Object.keys(parsed) : [];
+  } catch {
+    // A pretty-printed first object, or a first element longer than the peeked bytes: fall back
+    // to looking for key names in the peeked text.
   }
-  throw new DataError(`${file}:1: cannot tell the format: not JSON, JSONL or XML`);
+  const has = (key: string) => (keys ? keys.includes(key) : new RegExp(`"${key}"\\s*:`).test(trimmed));
+  if (has('conversations')) return 'lima';
+  if (has('instruction')) return 'alpaca';
+  if (has('messages') || has('prompt') || has('question')) return 'chat';
+  throw new DataError(`${file}:1: cannot tell the format of the ${isArray ? "array's first element" : 'first record'} (expected a "conversations", "instruction", "messages", "prompt" or "question" field); pass the format explicitly`);
 }
+
+/**
+ * The text of a JSON array's first element ("" for an empty array), or undefined when it does
+ * not end within `text` (a peeked prefix of the file).
+ */
+function firstArrayElement(text: string): string | undefined {
+  let depth = 0;
+  let inString = false;
+  let start = -1;
+  for (let i = text.indexOf('[') + 1; i < text.length; i++) {
+    const c = text[i]!;
+    if (inString) {
+      if (c === '\\') i++;
+      else if (c === '"') inString = false;
+      continue;
+    }
+    if (start < 0 && !/\s/.test(c)) start = i;
+    if (c === '"') inString = true;
+    else if (c === '[' || c === '{') depth++;
+    else if (depth > 0 && (c === ']' || c === '}')) depth--;
+    else if (depth === 0 && (c === ',' || c === ']')) return text.slice(start, i).trim();
+  }
+  return undefined;
+}
+
+const FORMAT_NAMES: Record<DataFormat, string> = { lima: 'LIMA', alpaca: 'Alpaca', chat: 'chat', 'se-xml': 'Stack Exchange' };
 
 export async function readRecords(file: string, opts: ReadOptions = {}): Promise<ReadResult> {
   const format = opts.format ?? (await detectFormat(file));
   const collector = new Collector(file, opts.skipInvalid ?? false);
   if (format === 'se-xml') {
     await readPostsXml(file, collector);
-  } else if (format === 'alpaca' && (await peek(file, 4096)).trimStart().startsWith('[')) {
-    await readAlpacaArray(file, collector);
   } else {
     const toTurns = format === 'lima' ? limaTurns : format === 'alpaca' ? alpacaTurns : chatTurns;
-    await forEachJsonLine(file, collector, (value, line) => {
-      collector.add(() => ({ id: `${collector.label}:${line}`, source: sourceOf(value, collector.source), turns: toTurns(value, collector.at(line)) }));
-    });
+    if ((await peek(file, 4096)).trimStart().startsWith('[')) {
+      await readJsonArray(file, collector, FORMAT_NAMES[format], toTurns);
+    } else {
+      await forEachJsonLine(file, collector, (value, line) => {
+        collector.add(() => ({ id: `${collector.label}:${line}`, source: sourceOf(value, collector.source), turns: toTurns(value, collector.at(line)) }));
+      });
+    }
   }
   const records = collector.records;
-  return { format, records, pairs: records.filter(isSingleTurn).length, skipped: collector.skipped, skippedByReason: collector.skippedByReason };
+  return { format, records, pairs: records.filter(isSingleTurn).length, skipped: collector.skipped, skippedByReason: collector.skippedByReason, notes: collector.notes };
 }
 
 /** Collects records; with skipInvalid a DataError becomes a counted skip instead of a failure. */
@@ -84,6 +119,7 @@ class Collector {
   readonly records: ChatRecord[] = [];
   skipped = 0;
   readonly skippedByReason: Record<string, number> = {};
+  readonly notes: Record<string, number> = {};
   /** "dir/basename": names the file in ids, stable across machines. */
   readonly label: string;
   readonly source: string;
@@ -103,6 +139,10 @@ class Collector {
   skip(reason: string, n = 1): void {
     this.skipped += n;
     this.skippedByReason[reason] = (this.skippedByReason[reason] ?? 0) + n;
+  }
+
+  note(reason: string): void {
+    this.notes[reason] = (this.notes[reason] ?? 0) + 1;
   }
 
   /** Run `make`; a RecordError is skipped (skipInvalid) or rethrown as a DataError. */
@@ -167,12 +207,11 @@ function sourceOf(value: unknown, fallback: string): string {
 
 async function forEachJsonLine(file: string, collector: Collector, handle: (value: unknown, line: number) => void): Promise<void> {
   const stream = createReadStream(file, { encoding: 'utf8' });
-  const lines = createInterface({ input: stream, crlfDelay: Infinity });
-  let lineNo = 0;
   try {
-    for await (const raw of lines) {
-      lineNo++;
-      const text = lineNo === 1 ? raw.replace(/^\uFEFF/, '') : raw;
+    // Our own splitting, not readline: JSON strings may hold U+2028/U+2029 unescaped, which
+    // readline treats as line ends on some Node versions.
+    for await (const { line: raw, number: lineNo } of splitLines(stream as AsyncIterable<string>)) {
+      const text = lineNo === 1 ? stripBom(raw) : raw;
       if (text.trim() === '') continue;
       let value: unknown;
       try {
@@ -187,7 +226,6 @@ async function forEachJsonLine(file: string, collector: Collector, handle: (valu
     if ((err as NodeJS.ErrnoException).code) throw new DataError(`${file}: cannot read (${(err as NodeJS.ErrnoException).code})`);
     throw err;
   } finally {
-    lines.close();
     stream.destroy();
   }
 }
@@ -242,7 +280,7 @@ function chatTurns(value: unknown, where: string): Turn[] {
   ];
 }
 
-// ---- Alpaca (JSON array or JSONL) -----------------------------------------------------
+// ---- Alpaca -----------------------------------------------------------------------------
 
 function alpacaTurns(value: unknown, where: string): Turn[] {
   const obj = expectRecordObject(value, where);
@@ -267,10 +305,10 @@ function alpacaTurns(value: unknown, where: string): Turn[] {
   return turns;
 }
 
-/** Alpaca as one JSON array (Alpaca JSONL takes the generic JSONL path). */
-async function readAlpacaArray(file: string, collector: Collector): Promise<void> {
+/** Records of any JSON format as one JSON array (JSONL takes forEachJsonLine). */
+async function readJsonArray(file: string, collector: Collector, formatName: string, toTurns: (value: unknown, where: string) => Turn[]): Promise<void> {
   // Instruction datasets are small enough to parse whole.
-  const text = (await fs.readFile(file, 'utf8')).replace(/^\uFEFF/, '');
+  const text = stripBom(await fs.readFile(file, 'utf8'));
   let items: unknown;
   try {
     items = JSON.parse(text);
@@ -280,11 +318,11 @@ async function readAlpacaArray(file: string, collector: Collector): Promise<void
     const line = position ? lineAt(text, Number(position[1])) : undefined;
     throw new DataError(`${file}${line ? `:${line}` : ''}: not valid JSON (${message})`);
   }
-  if (!Array.isArray(items)) throw new DataError(`${file}:1: expected a JSON array of Alpaca records`);
+  if (!Array.isArray(items)) throw new DataError(`${file}:1: expected a JSON array of ${formatName} records`);
   const lines = elementLines(text);
   items.forEach((item, i) => {
     const where = `${file}:${lines[i] ?? '?'}`;
-    collector.add(() => ({ id: `${collector.label}:${i}`, source: sourceOf(item, collector.source), turns: alpacaTurns(item, `${where}: record ${i}`) }));
+    collector.add(() => ({ id: `${collector.label}:${i}`, source: sourceOf(item, collector.source), turns: toTurns(item, `${where}: record ${i}`) }));
   });
 }
 
@@ -328,7 +366,7 @@ async function peek(file: string, bytes: number): Promise<string> {
   try {
     const buffer = Buffer.alloc(bytes);
     const { bytesRead } = await handle.read(buffer, 0, bytes, 0);
-    return buffer.subarray(0, bytesRead).toString('utf8').replace(/^\uFEFF/, '');
+    return stripBom(buffer.subarray(0, bytesRead).toString('utf8'));
   } finally {
     await handle.close();
   }
@@ -353,13 +391,29 @@ interface QuestionInfo {
 interface AnswerInfo {
   id: number;
   score: number;
-  bodyHtml: string;
-  line: number;
+  /** The Body's HTML until it is converted (once, when the answer could be chosen). */
+  bodyHtml?: string;
+  text?: string;
 }
 
-/** What we keep per question: the accepted answer once seen, and the best-scored (>= 1) one. */
+/** An answer's Body as text, converted on first use. */
+function answerText(answer: AnswerInfo): string {
+  if (answer.text === undefined) {
+    answer.text = htmlToText(answer.bodyHtml ?? '');
+    answer.bodyHtml = undefined;
+  }
+  return answer.text;
+}
+
+/**
+ * What we keep per question: the accepted answer once seen, and the best-scored (>= 1) other
+ * one. Answers without text (a missing or empty Body, or HTML with no text) are never chosen:
+ * a question whose accepted answer has none takes the best remaining answer instead.
+ */
 interface Candidates {
   accepted?: AnswerInfo;
+  /** The accepted answer was seen and has no text. */
+  acceptedEmpty?: boolean;
   best?: AnswerInfo;
   /** Answers seen before their question, when we cannot yet tell which one is accepted. */
   early?: AnswerInfo[];
@@ -370,11 +424,14 @@ function better(a: AnswerInfo, b: AnswerInfo | undefined): boolean {
 }
 
 function offer(c: Candidates, answer: AnswerInfo, question: QuestionInfo | undefined): void {
-  if (question) {
-    if (question.acceptedId === answer.id) c.accepted = answer;
-    else if (answer.score >= 1 && better(answer, c.best)) c.best = answer;
-  } else {
+  if (!question) {
     (c.early ??= []).push(answer);
+  } else if (question.acceptedId === answer.id) {
+    if (answerText(answer) !== '') c.accepted = answer;
+    else c.acceptedEmpty = true;
+  } else if (!c.accepted && answer.score >= 1 && better(answer, c.best) && answerText(answer) !== '') {
+    // Converting only answers that would win keeps the work near one conversion per question.
+    c.best = answer;
   }
 }
 
@@ -384,29 +441,71 @@ function siteOf(file: string): string {
   return /^posts\.xml$/i.test(base) ? path.basename(path.dirname(path.resolve(file))) : base.replace(/\.xml$/i, '');
 }
 
+/** Carriage returns as line feeds ("\r\n" and a lone "\r"), as HTML parsing does for bodies. */
+const crToLf = (text: string): string => text.replace(/\r\n?/g, '\n');
+
+/**
+ * sax checks its text and attribute buffers against a module-wide MAX_BUFFER_LENGTH (64 KiB),
+ * and a Body attribute holds a whole post (posts of 200 KB exist). The limit is lifted only
+ * while our parser is created and fed (synchronous calls, so no other sax parser runs
+ * meanwhile), which covers sax reading it at creation or at every write.
+ */
+function withoutSaxBufferLimit<T>(run: () => T): T {
+  const limits = sax as unknown as { MAX_BUFFER_LENGTH: number };
+  const saved = limits.MAX_BUFFER_LENGTH;
+  limits.MAX_BUFFER_LENGTH = Infinity;
+  try {
+    return run();
+  } finally {
+    limits.MAX_BUFFER_LENGTH = saved;
+  }
+}
+
 async function readPostsXml(file: string, collector: Collector): Promise<void> {
   const site = siteOf(file);
   const questions = new Map<number, QuestionInfo>();
   const candidates = new Map<number, Candidates>();
-  const parser = sax.parser(true, { trim: false, normalize: false, position: true });
+  const parser = withoutSaxBufferLimit(() => sax.parser(true, { trim: false, normalize: false, position: true }));
   let parseError: DataError | undefined;
   let sawRoot = false;
+  /**
+   * With skipInvalid: where the tag with a parser error starts. sax reports errors inside an
+   * opening tag before that tag's opentag event, at the same startTagPosition, so a malformed
+   * row is skipped and counted once however many errors it raised. Errors no row claims (a
+   * mismatched closing tag) spoil no row and are noted, not counted as skipped.
+   */
+  let brokenTagAt: number | undefined;
+  const settleBrokenTag = (): void => {
+    if (brokenTagAt !== undefined) collector.note('xml-error-outside-rows');
+    brokenTagAt = undefined;
+  };
 
   parser.onerror = (err) => {
     const message = err.message.split('\n')[0];
     parser.error = null as unknown as Error;
     // Partial dumps may be cut off before </posts>; everything read so far is usable.
     if (/Unclosed root tag/i.test(message ?? '')) return;
-    if (collector.skipInvalid) collector.skip('xml-error');
-    else parseError ??= new DataError(`${file}:${parser.line + 1}: malformed XML (${message})`);
+    if (!collector.skipInvalid) parseError ??= new DataError(`${file}:${parser.line + 1}: malformed XML (${message})`);
+    else if (brokenTagAt !== parser.startTagPosition) {
+      settleBrokenTag();
+      brokenTagAt = parser.startTagPosition;
+    }
     parser.resume();
   };
+  parser.onclosetag = () => settleBrokenTag();
   parser.onopentag = (node) => {
+    const broken = brokenTagAt !== undefined && brokenTagAt === parser.startTagPosition;
+    if (broken) brokenTagAt = undefined;
+    else settleBrokenTag();
     if (!sawRoot) {
       sawRoot = true;
       return;
     }
     if (node.name !== 'row') return;
+    if (broken) {
+      collector.skip('xml-error');
+      return;
+    }
     const line = parser.line + 1;
     const attrs = node.attributes as Record<string, string>;
     const where = `${file}:${line}`;
@@ -414,7 +513,7 @@ async function readPostsXml(file: string, collector: Collector): Promise<void> {
       const id = intAttr(attrs, 'Id', where, true)!;
       const type = attrs.PostTypeId;
       if (type === '1') {
-        const title = attrs.Title ?? '';
+        const title = crToLf(attrs.Title ?? '');
         if (title.trim() === '') throw new RecordError(`${where}: field "Title": expected a non-empty string on question ${id}`, 'empty-title');
         const question: QuestionInfo = { title, bodyHtml: attrs.Body ?? '', acceptedId: intAttr(attrs, 'AcceptedAnswerId', where, false) };
         questions.set(id, question);
@@ -426,7 +525,7 @@ async function readPostsXml(file: string, collector: Collector): Promise<void> {
         }
       } else if (type === '2') {
         const parentId = intAttr(attrs, 'ParentId', where, true)!;
-        const answer: AnswerInfo = { id, score: intAttr(attrs, 'Score', where, false) ?? 0, bodyHtml: attrs.Body ?? '', line };
+        const answer: AnswerInfo = { id, score: intAttr(attrs, 'Score', where, false) ?? 0, bodyHtml: attrs.Body ?? '' };
         let c = candidates.get(parentId);
         if (!c) candidates.set(parentId, (c = {}));
         offer(c, answer, questions.get(parentId));
@@ -443,13 +542,14 @@ async function readPostsXml(file: string, collector: Collector): Promise<void> {
     for await (const chunk of stream) {
       let text = chunk as string;
       if (first) {
-        text = text.replace(/^\uFEFF/, '');
+        text = stripBom(text);
         first = false;
       }
-      parser.write(text);
+      withoutSaxBufferLimit(() => parser.write(text));
       if (parseError) throw parseError;
     }
-    parser.close();
+    withoutSaxBufferLimit(() => parser.close());
+    settleBrokenTag();
     if (parseError) throw parseError;
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code && !(err instanceof DataError)) {
@@ -470,16 +570,13 @@ async function readPostsXml(file: string, collector: Collector): Promise<void> {
     const c = candidates.get(id);
     const answer = c?.accepted ?? c?.best;
     if (!answer) {
-      collector.skip('unanswered');
+      collector.skip(c?.acceptedEmpty ? 'empty-accepted-answer' : 'unanswered');
       continue;
     }
-    collector.add(() => {
-      const body = htmlToText(question.bodyHtml);
-      const prompt = body === '' ? question.title.trim() : `${question.title.trim()}\n\n${body}`;
-      const response = htmlToText(answer.bodyHtml);
-      if (response === '') throw new RecordError(`${file}:${answer.line}: field "Body": answer ${answer.id} to question ${id} has no text`, 'empty-response');
-      return { id: `${site}:${id}`, source: site, turns: [{ role: 'user', content: prompt }, { role: 'assistant', content: response }] };
-    });
+    if (c!.acceptedEmpty) collector.note('empty-accepted-answer');
+    const body = htmlToText(question.bodyHtml);
+    const prompt = body === '' ? question.title.trim() : `${question.title.trim()}\n\n${body}`;
+    collector.records.push({ id: `${site}:${id}`, source: site, turns: [{ role: 'user', content: prompt }, { role: 'assistant', content: answerText(answer) }] });
   }
 }
 

@@ -16,6 +16,7 @@ import { JudgmentCache, judgmentCacheKey } from './cache.ts';
 import { loadTemplate, renderTemplate, type JudgeTemplate } from './template.ts';
 import { parseChoice, reasoningOf } from './parse.ts';
 import { deriveSeed, mulberry32 } from '../util/rng.ts';
+import { truncate } from '../util/text.ts';
 
 export interface LlmJudgeOptions {
   /** Where judgments are cached (one JSON file per key); no cache when absent. */
@@ -96,7 +97,7 @@ export function createLlmJudge(config: LlmJudgeConfig, opts: LlmJudgeOptions = {
         json = JSON.parse(text);
       } catch {
         // A 200 with a cut-off body is a transport problem (proxy, restart): worth a retry.
-        throw new RetryableError(`the response is not JSON: ${JSON.stringify(text.slice(0, 120))}`);
+        throw new RetryableError(`the response is not JSON: ${JSON.stringify(truncate(text, 120))}`);
       }
       return completionOf(json, url);
     } finally {
@@ -207,7 +208,7 @@ function errorMessageOf(text: string): string {
   }
   const trimmed = text.trim();
   if (!trimmed) return '(empty body)';
-  return trimmed.length > 300 ? `${trimmed.slice(0, 300)}...` : trimmed;
+  return truncate(trimmed, 300);
 }
 
 /** Retry-After as delay-seconds or an HTTP date, in ms (capped); undefined when absent or unreadable. */

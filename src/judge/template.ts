@@ -5,6 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { sha256 } from '../util/hash.ts';
+import { stripBom } from '../util/text.ts';
 
 export const DEFAULT_TEMPLATE_PATH = fileURLToPath(new URL('./templates/helpfulness.txt', import.meta.url));
 
@@ -20,7 +21,7 @@ const PLACEHOLDER = /\{(prompt|response|reference|reference_section)\}/g;
 export function loadTemplate(file: string = DEFAULT_TEMPLATE_PATH): JudgeTemplate {
   let text: string;
   try {
-    text = readFileSync(file, 'utf8');
+    text = stripBom(readFileSync(file, 'utf8')); // a byte order mark is no part of the prompt
   } catch (err) {
     throw new Error(`${file}: cannot read the judge template (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
   }

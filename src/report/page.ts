@@ -4,6 +4,7 @@ import { EVAL_DURING_TRAINING, type DrilldownExample, type Metrics, type Replica
 import { undefinedReplicatesText } from '../analysis/analyze.ts';
 import type { Chart } from './charts.ts';
 import { escapeHtml as h, inlineScript, jsonForScript } from './html.ts';
+import { truncate } from '../util/text.ts';
 
 export interface PageInput {
   title: string;
@@ -201,7 +202,7 @@ ${bundles}
 function renderExample(ex: DrilldownExample, selected: number | null): string {
   const scored = ex.generations.filter((g) => g.score !== null);
   const best = scored.length ? Math.max(...scored.map((g) => g.score!)) : null;
-  const preview = ex.prompt.length > 110 ? ex.prompt.slice(0, 110) + '…' : ex.prompt;
+  const preview = truncate(ex.prompt, 110);
   const rows = ex.generations
     .map(
       (g) =>

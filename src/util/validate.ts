@@ -1,5 +1,7 @@
 // Small helpers for validating JSON configs: every error names the key path (and the file,
 // through `where`), and unknown keys are errors rather than silently ignored typos.
+import { truncate } from './text.ts';
+
 export class ConfigError extends Error {
   override name = 'ConfigError';
 }
@@ -41,6 +43,6 @@ export function expectBoolean(value: unknown, where: string): boolean {
 function describe(value: unknown): string {
   if (value === null) return 'null';
   if (Array.isArray(value)) return 'an array';
-  if (typeof value === 'string') return `the string ${JSON.stringify(value.length > 40 ? value.slice(0, 40) + '...' : value)}`;
+  if (typeof value === 'string') return `the string ${JSON.stringify(truncate(value, 40))}`;
   return `${typeof value} ${typeof value === 'object' ? '' : JSON.stringify(value)}`.trim();
 }

@@ -127,3 +127,13 @@ test('usage errors and bad baselines exit 2 with a message naming the file', asy
   assert.equal(await regressCommand([metricsFile, path.join(dir, 'nope.json')], missing.out), 2);
   assert.match(missing.errors.join('\n'), /nope\.json: cannot read \(ENOENT\)/);
 });
+
+test('metrics and baseline files starting with a UTF-8 byte order mark read like any other', async () => {
+  const { dir, metrics, metricsFile } = await setup();
+  await fs.writeFile(metricsFile, '\uFEFF' + JSON.stringify(metrics));
+  const baselineFile = path.join(dir, 'baseline.json');
+  await fs.writeFile(baselineFile, '\uFEFF' + JSON.stringify({ metrics: { 'selection.epoch': metrics.selection.epoch }, tolerance: {} }, null, 2));
+  const io = capture();
+  assert.equal(await regressCommand([metricsFile, baselineFile], io.out), 0, io.errors.join('\n'));
+  assert.match(io.lines.join('\n'), /all 1 metrics within tolerance/);
+});

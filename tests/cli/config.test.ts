@@ -1,12 +1,13 @@
 // Experiment configs: the shipped ones validate; unknown keys and wrong types are errors naming
 // the key; the command line's data paths replace the config's.
-import { test } from 'node:test';
+import { mock, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { spawnSync } from 'node:child_process';
-import { loadExperimentConfig, validateExperimentConfig } from '../../src/cli/config.ts';
+import { applyDataOverrides, loadExperimentConfig, validateExperimentConfig } from '../../src/cli/config.ts';
+import { main } from '../../src/cli/main.ts';
 
 const root = path.resolve(import.meta.dirname, '../..');
 const cli = path.join(root, 'bin/lima-harness.mjs');
@@ -81,12 +82,65 @@ test('the CLI: --help everywhere, one-line errors naming the file, command-line 
   assert.equal(r.status, 1);
   assert.match(r.stderr, /bad\.json\.trian: unknown key/);
   assert.equal(r.stderr.trim().split('\n').length, 1, 'one line, no stack trace');
-  // --train/--heldout/--dev replace the builtin data: a missing file is then the error.
-  r = spawnSync(process.execPath, [cli, 'train', '--config', path.join(root, 'experiments/ci.json'), '--run-dir', dir + '/run', '--train', dir + '/none.jsonl', '--heldout', dir + '/h.jsonl', '--dev', dir + '/d.jsonl', '--quiet'], { encoding: 'utf8', cwd: dir });
+  // --train replaces the builtin training set: a missing file is then the error (one missing file,
+  // so the error cannot name another one read at the same time).
+  r = spawnSync(process.execPath, [cli, 'train', '--config', path.join(root, 'experiments/ci.json'), '--run-dir', dir + '/run', '--train', dir + '/none.jsonl', '--quiet'], { encoding: 'utf8', cwd: dir });
   assert.equal(r.status, 1);
   assert.match(r.stderr, /none\.jsonl/);
-  r = spawnSync(process.execPath, [cli, 'train', '--config', path.join(root, 'experiments/ci.json'), '--train', 'x.jsonl'], { encoding: 'utf8', cwd: dir });
+  // One flag alone replaces that one set, builtin config included: its file is then what is read.
+  r = spawnSync(process.execPath, [cli, 'train', '--config', path.join(root, 'experiments/ci.json'), '--run-dir', dir + '/run2', '--heldout', 'x.jsonl', '--quiet'], { encoding: 'utf8', cwd: dir });
+  assert.equal(r.status, 1);
+  assert.match(r.stderr, /x\.jsonl: cannot read the data source/);
+  await fs.rm(dir, { recursive: true, force: true });
+});
+
+test('--heldout FILE alone replaces the builtin held-out set; "--heldout a b" says to repeat the flag; a config with a BOM loads', async () => {
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'lima-cli-'));
+  const config = path.join(dir, 'cfg.json');
+  const small = { ...base(), data: { builtin: 'wordnet', train: [], heldout: [], dev: [], counts: { train: 12, heldout: 4, dev: 3 }, pretrainTexts: 5 } };
+  await fs.writeFile(config, '\uFEFF' + JSON.stringify(small, null, 2)); // a byte order mark, as Windows editors write
+  assert.equal((await loadExperimentConfig(config)).name, 'x');
+  const held = path.join(dir, 'held.jsonl');
+  await fs.writeFile(held, Array.from({ length: 5 }, (_, i) => JSON.stringify({ question: `Mine ${i}?`, answer: `A ${i}` })).join('\n') + '\n');
+
+  // applyDataOverrides: only the held-out set changes; the builtin stays for the rest.
+  const loaded = await loadExperimentConfig(config);
+  applyDataOverrides(loaded, { heldout: [held] });
+  assert.equal(loaded.data.builtin, 'wordnet');
+  assert.deepEqual(loaded.data.heldout, [{ path: held }]);
+  assert.deepEqual([loaded.data.train, loaded.data.dev], [[], []]);
+
+  // In-process (a spawned CLI costs seconds here); the output is captured.
+  const run = async (args: string[]) => {
+    const out: string[] = [];
+    const err: string[] = [];
+    const log = mock.method(console, 'log', (text: string) => void out.push(text));
+    const error = mock.method(console, 'error', (text: string) => void err.push(text));
+    try {
+      return { status: await main(args), stdout: out.join('\n'), stderr: err.join('\n') };
+    } finally {
+      log.mock.restore();
+      error.mock.restore();
+    }
+  };
+  let r = await run(['data', 'prepare', '--config', config, '--out', path.join(dir, 'out'), '--heldout', held]);
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stdout, /train 12, held-out 4, dev 3, pretraining texts 5/);
+  const read = async (name: string) => (await fs.readFile(path.join(dir, 'out', name), 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as { source: string });
+  assert.ok((await read('heldout.jsonl')).every((rec) => rec.source === 'held.jsonl'));
+  assert.ok([...(await read('train.jsonl')), ...(await read('dev.jsonl'))].every((rec) => rec.source === 'wordnet'));
+
+  for (const command of [['data', 'prepare'], ['experiment'], ['train']]) {
+    r = await run([...command, '--config', config, '--heldout', 'a.jsonl', 'b.jsonl']);
+    assert.equal(r.status, 2, `${command.join(' ')}: ${r.stderr}`);
+    assert.match(r.stderr, /--heldout takes one file; to give several, repeat the flag: --heldout a\.jsonl --heldout b\.jsonl/);
+  }
+  r = await run(['data', 'prepare', '--config', config, '--dev=a.jsonl', 'b.jsonl']);
+  assert.match(r.stderr, /--dev takes one file; to give several, repeat the flag: --dev a\.jsonl --dev b\.jsonl/);
+  r = await run(['experiment', '--config', config, 'other.json']);
+  assert.match(r.stderr, /--config takes one value, got a second: "other\.json"/);
+  r = await run(['experiment', '--config', config, '--quiet', 'stray']);
   assert.equal(r.status, 2);
-  assert.match(r.stderr, /give all three of --train, --heldout and --dev/);
+  assert.match(r.stderr, /unexpected argument "stray"/);
   await fs.rm(dir, { recursive: true, force: true });
 });

@@ -40,7 +40,8 @@ test('validateDataConfig fills defaults and names the bad key', () => {
   assert.throws(() => validateDataConfig({ builtin: 'wordnet', train: [], heldout: [], dev: [], count: {} }, 'e.json: data'), (e: unknown) => e instanceof ConfigError && /e\.json: data\.count: unknown key/.test(e.message));
   assert.throws(() => validateDataConfig({ builtin: 'wordnet', train: [], heldout: [], dev: [], counts: { train: -1 } }, 'e.json: data'), /data\.counts\.train: must be >= 1/);
   assert.throws(() => validateDataConfig({ train: [{ path: 'a', format: 'csv' }], heldout: [{ path: 'b' }], dev: [{ path: 'c' }] }, 'e.json: data'), /data\.train\[0\]\.format: expected one of/);
-  assert.throws(() => validateDataConfig({ builtin: 'wordnet', train: [{ path: 'a' }], heldout: [], dev: [] }, 'e.json: data'), /data\.train: must be \[\] when "builtin" is set/);
+  // With the builtin dataset, a set given sources replaces that set only.
+  assert.deepEqual(validateDataConfig({ builtin: 'wordnet', train: [], heldout: [{ path: 'h.jsonl' }], dev: [] }, 'e.json: data').heldout, [{ path: 'h.jsonl' }]);
   assert.throws(() => validateDataConfig({ train: [{ path: 'a' }], heldout: [], dev: [{ path: 'c' }] }, 'e.json: data'), /data\.heldout: expected at least one source/);
   assert.throws(() => validateDataConfig({ builtin: 'wordnet', train: [], heldout: [], dev: [], skipInvalid: 'yes' }, 'e.json: data'), /data\.skipInvalid: expected true or false/);
 });
@@ -155,6 +156,42 @@ test('prepare: builtin wordnet writes pretrain.jsonl', async () => {
   const texts = await readJsonl<{ text: string }>(prepared.pretrain!);
   assert.equal(texts.length, 40);
   assert.ok(texts.every((t) => typeof t.text === 'string' && t.text.length > 10));
+});
+
+test('prepare: builtin with only the held-out set replaced keeps the builtin train, dev and pretraining text', async () => {
+  const dir = await tmp();
+  const counts = { train: 20, heldout: 6, dev: 5 };
+  const held = await writeChat(path.join(dir, 'held.jsonl'), Array.from({ length: 9 }, (_, i): [string, string] => [`Own held-out question ${i}?`, `Own answer ${i}`]));
+  const pure = await prepareData(validateDataConfig({ builtin: 'wordnet', counts, pretrainTexts: 30 }, 'w'), 5, path.join(dir, 'pure'));
+  const mixed = await prepareData(validateDataConfig({ builtin: 'wordnet', heldout: [{ path: held }], counts, pretrainTexts: 30 }, 'w'), 5, path.join(dir, 'mixed'));
+  assert.deepEqual(mixed.counts, { train: 20, heldout: 6, dev: 5, pretrain: 30 });
+  // Train, dev and the pretraining text are exactly the builtin's for the same seed ...
+  for (const name of ['train', 'dev', 'pretrain'] as const) {
+    assert.equal(await fs.readFile(mixed[name]!, 'utf8'), await fs.readFile(pure[name]!, 'utf8'), name);
+  }
+  // ... and the held-out set comes from the file only.
+  const heldout = await readJsonl<ChatRecord>(mixed.heldout);
+  assert.equal(heldout.length, 6);
+  assert.ok(heldout.every((r) => r.source === 'held.jsonl' && /^Own held-out question \d\?$/.test(r.turns[0]!.content)), JSON.stringify(heldout.map((r) => r.source)));
+  assert.ok((await readJsonl<ChatRecord>(pure.heldout)).every((r) => r.source !== 'held.jsonl'));
+  // Too few held-out records names the file, not the builtin.
+  await assert.rejects(
+    prepareData(validateDataConfig({ builtin: 'wordnet', heldout: [{ path: held }], counts: { ...counts, heldout: 10 }, pretrainTexts: 0 }, 'w'), 5, path.join(dir, 'small')),
+    /held-out set: asked for 10 examples but the sources give only 9 after deduplication against train and dev \(.*held\.jsonl\)/,
+  );
+});
+
+test('prepare: builtin with the dev set replaced deduplicates it against the builtin train set', async () => {
+  const dir = await tmp();
+  const counts = { train: 20, heldout: 6, dev: 3 };
+  const pure = await prepareData(validateDataConfig({ builtin: 'wordnet', counts, pretrainTexts: 0 }, 'w'), 8, path.join(dir, 'pure'));
+  const trainPrompt = (await readJsonl<ChatRecord>(pure.train))[0]!.turns[0]!.content;
+  const dev = await writeChat(path.join(dir, 'dev.jsonl'), [[trainPrompt.toUpperCase(), 'copy of a train prompt'], ['Own dev one?', 'a'], ['Own dev two?', 'b'], ['Own dev three?', 'c']]);
+  const mixed = await prepareData(validateDataConfig({ builtin: 'wordnet', dev: [{ path: dev }], counts, pretrainTexts: 0 }, 'w'), 8, path.join(dir, 'mixed'));
+  assert.deepEqual((await readJsonl<ChatRecord>(mixed.dev)).map((r) => r.turns[1]!.content).sort(), ['a', 'b', 'c']);
+  assert.equal(await fs.readFile(mixed.heldout, 'utf8'), await fs.readFile(pure.heldout, 'utf8'));
+  const manifest = JSON.parse(await fs.readFile(path.join(dir, 'mixed', 'manifest.json'), 'utf8'));
+  assert.equal(manifest.removedAsTrainDuplicates, 1);
 });
 
 test('readJsonl names file:line on bad JSON', async () => {

@@ -32,6 +32,11 @@ test('real Stack Exchange dumps: pair counts within 5% of the known counts; skep
     t.diagnostic(`${site}: ${r.pairs} pairs (expected about ${expected}); skipped ${JSON.stringify(r.skippedByReason)}`);
     assert.equal(r.format, 'se-xml');
     assert.ok(Math.abs(r.pairs - expected) <= expected * 0.05, `${site}: ${r.pairs} pairs, expected about ${expected}`);
+    // The converted bodies: code fences balanced, no carriage return.
+    for (const text of r.records.flatMap((rec) => rec.turns.map((x) => x.content))) {
+      assert.ok(!text.includes('\r'), `${site}: carriage return in ${JSON.stringify(text.slice(0, 80))}`);
+      assert.equal((text.match(/^[ >]*`{3,}$/gm) ?? []).length % 2, 0, `${site}: unbalanced code fence in ${JSON.stringify(text.slice(0, 80))}`);
+    }
   }
   const skeptics = await readRecords(path.join(SHARED, 'stackexchange', 'skeptics', 'qa.jsonl'));
   t.diagnostic(`skeptics: ${skeptics.pairs} pairs`);

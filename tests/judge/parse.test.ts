@@ -67,6 +67,18 @@ test('loadTemplate rejects a template without the {response} placeholder, naming
   assert.throws(() => loadTemplate(file), (err: Error) => err.message.includes(file) && err.message.includes('{response}'));
 });
 
+test('a judge template saved with a UTF-8 byte order mark loads without it (same text and hash as without)', async () => {
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'lima-'));
+  const plain = path.join(dir, 'plain.txt');
+  const withBom = path.join(dir, 'bom.txt');
+  await fs.writeFile(plain, 'Task: {prompt}\nAnswer: {response}\n');
+  await fs.writeFile(withBom, '\uFEFFTask: {prompt}\nAnswer: {response}\n');
+  const a = loadTemplate(plain);
+  const b = loadTemplate(withBom);
+  assert.equal(b.text, a.text);
+  assert.equal(b.hash, a.hash);
+});
+
 test('validateJudgeConfig fills llm defaults and rejects bad keys naming them', () => {
   assert.deepEqual(validateJudgeConfig(defaultJudgeConfig, 'x.json: judge'), { kind: 'rubric' });
   assert.deepEqual(validateJudgeConfig({ kind: 'llm', baseUrl: 'http://127.0.0.1:8080/v1/', model: 'm' }, 'w'), {

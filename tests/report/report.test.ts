@@ -142,3 +142,23 @@ test('held-out coverage passes from the analysis input to metrics.json and the r
   // Without it (older inputs), no coverage line and no crash.
   assert.ok(!/Held-out coverage/.test(renderPage({ title: 't', metrics, drilldown: [], charts: [], svgFiles: {}, bundles: [] })));
 });
+
+test('a prompt shortened for the drill-down summary never splits a character', async () => {
+  const { renderPage } = await import('../../src/report/page.ts');
+  // The cut falls at UTF-16 index 110: inside a surrogate pair (emoji), then inside a ZWJ family
+  // emoji, then after a base letter with its combining accent pending.
+  const cases = [
+    { prompt: 'a'.repeat(109) + '\u{1F600}' + ' and more text', preview: 'a'.repeat(109) + '…' },
+    { prompt: 'a'.repeat(105) + '\u{1F468}\u200D\u{1F469}\u200D\u{1F467}' + ' tail', preview: 'a'.repeat(105) + '…' },
+    { prompt: 'a'.repeat(109) + 'e\u0301' + ' tail', preview: 'a'.repeat(109) + '…' },
+    { prompt: '\u{1F600}'.repeat(60), preview: '\u{1F600}'.repeat(55) + '…' },
+    { prompt: 'short \u{1F600}', preview: 'short \u{1F600}' },
+  ];
+  for (const { prompt, preview } of cases) {
+    const example = { exampleId: 'x', prompt, reference: 'r', generations: [] };
+    const html = renderPage({ title: 't', metrics, drilldown: [example], charts: [], svgFiles: {}, bundles: [] });
+    const summary = /<summary><code>x<\/code> (.*?) <span class="muted">/.exec(html)![1]!;
+    assert.equal(summary, preview);
+    assert.ok(!/[\uD800-\uDFFF]/u.test(summary), 'no lone surrogate'); // with /u, a whole pair does not match
+  }
+});
