@@ -125,7 +125,7 @@ const GAP = String.raw`(?<gap>(?:[ \t]+(?:${SCALE_NOTE}|(?!(?:${GAP_STOP})\b)[\p
 const NEGATION = /\b(?:not|never)\b|n['’]t\b|\bcannot\b/i;
 const MERELY_POSSIBLE = /\b(?:could|might|may)\b/i;
 // A statement followed by a condition is hypothetical: "I would give it a 5 if it had headings".
-const HYPOTHETICAL = /^[ \t]*,?[ \t]*(?:if|unless|provided|assuming|were|had|when|once)\b/i;
+const HYPOTHETICAL = /^[ \t]*,?[ \t]*(?:if|unless|provided|assuming|were|had)\b/i;
 
 const REFUSAL = new RegExp(
   [
@@ -178,14 +178,17 @@ const PATTERNS: Pattern[] = [
     prose: true,
     check: (m) => !NEGATION.test(m.groups!.aux!),
   },
-  // "This response is a 4", "it deserves a 5", "the submission falls into level 4".
+  // "This response is a 4", "it deserves a 5", "the submission falls into level 4". With a plain
+  // "is" the value needs an article or a grading noun ("it is a 4", "this is level 4"): "the
+  // answer is 4" states what the submission says, not a grade.
   {
     form: 'copula',
     re: new RegExp(
-      String.raw`(?<![\p{L}])(?:it|this|that|which|(?:this|the)[ \t]+(?:response|submission|answer|reply|generation|output|one))(?:['’]s|[ \t]+(?:is|was|would[ \t]+be|deserves|merits|earns|gets|receives|warrants|rates|scores|qualifies[ \t]+as|falls[ \t]+(?:in|into|under|at)|fits|belongs[ \t]+(?:in|to)|lands[ \t]+(?:at|on)|should[ \t]+(?:be|get|receive)|would[ \t]+(?:get|receive|earn|merit|deserve)))(?:[ \t]+(?:solidly|clearly|firmly|squarely|definitely|therefore|thus|overall|best))?(?:[ \t]+(?:a|an|as|at|the|in|into)){0,3}(?:[ \t]+(?:solid|clear|strong|firm|weak|low|high|fair|score|rating|grade|level|category|choice|option)(?:[ \t]+of)?)?[ \t]+${VALUE}`,
+      String.raw`(?<![\p{L}])(?:it|this|that|which|(?:this|the)[ \t]+(?:response|submission|answer|reply|generation|output|one))(?<cop>['’]s|[ \t]+(?:is|was|would[ \t]+be|deserves|merits|earns|gets|receives|warrants|rates|scores|qualifies[ \t]+as|falls[ \t]+(?:in|into|under|at)|fits|belongs[ \t]+(?:in|to)|lands[ \t]+(?:at|on)|should[ \t]+(?:be|get|receive)|would[ \t]+(?:get|receive|earn|merit|deserve)))(?<mid>(?:[ \t]+(?:solidly|clearly|firmly|squarely|definitely|therefore|thus|overall|best))?(?:[ \t]+(?:a|an|as|at|the|in|into)){0,3}(?:[ \t]+(?:solid|clear|strong|firm|weak|low|high|fair|score|rating|grade|level|category|choice|option)(?:[ \t]+of)?)?)[ \t]+${VALUE}`,
       'giu',
     ),
     prose: true,
+    check: (m) => !/^(?:['’]s|\s+(?:is|was|would\s+be|should\s+be))$/i.test(m.groups!.cop!) || /\b(?:a|an|score|rating|grade|level|category|choice|option)\b/i.test(m.groups!.mid!),
   },
 ];
 
@@ -291,7 +294,8 @@ export function choiceStatements(text: string): ChoiceStatement[] {
  *   "my final answer is 4", "This response is a 4", "it deserves a 5".
  * Prose statements are dropped when negated ("I would not give it a 6", "it's not a 5"), merely
  * possible ("I could give it a 5"), hypothetical ("... a 5 if it had headings") or followed by a
- * noun that makes the number a count ("it lists 3 items", "2 out of 6 criteria").
+ * noun that makes the number a count ("it lists 3 items", "2 out of 6 criteria"); after a plain
+ * "is" the value needs an article or a grading noun ("it is a 4", not "the answer is 4").
  *
  * Not statements: counts, steps ("Step 1"), rubric levels ("level 6 needs headings", "criterion
  * \"5\""), the scale ("1-6", "1 to 6", "on a 1 to 6 scale", "out of 6" with no number before it),

@@ -81,6 +81,7 @@ const ROWS: Row[] = [
   { name: 'steps only', reply: 'Step 1: read the task. Step 2: read the submission. Step 3: compare with criterion "4".', expect: 'no-choice' },
   { name: 'a decimal in passing', reply: 'Roughly 3.5 overall, I think.', expect: 'no-choice' },
   { name: 'counts after a grading verb', reply: "I'd say the response covers 3 topics and gives 2 examples.", expect: 'no-choice' },
+  { name: 'a number the submission states is not a choice', reply: 'The submission says the answer is 4, which is correct, in 2 sentences.', expect: 'no-choice' },
   { name: 'comparison, not a choice', reply: 'I would rate it higher than 3 but I am not sure.', expect: 'no-choice' },
 ];
 
