@@ -46,6 +46,8 @@ interface Prepared {
   /** Per-example mean over valid samples; NaN when the example has no valid judgment at that epoch. */
   exampleQuality: Float64Array;
   invalid: number[];
+  /** Per epoch index: invalid judgments by reason. */
+  invalidByReason: Array<Map<string, number>>;
   trainLoss: Map<number, number>;
 }
 
@@ -139,7 +141,7 @@ export function analyze(input: AnalysisInput): Metrics {
       epoch,
       perplexity: num(point.perplexity[e]!),
       bitsPerByte: num(point.bitsPerByte[e]!),
-      quality: { mean: num(point.quality[e]!), ciLow: n > 0 ? num(lo) : null, ciHigh: n > 0 ? num(hi) : null, n, invalid: prep.invalid[e]!, ...count },
+      quality: { mean: num(point.quality[e]!), ciLow: n > 0 ? num(lo) : null, ciHigh: n > 0 ? num(hi) : null, n, invalid: prep.invalid[e]!, invalidByReason: sortedCounts(prep.invalidByReason[e]!), ...count },
       trainLoss: num(prep.trainLoss.get(epoch) ?? NaN),
     };
   });
@@ -422,10 +424,13 @@ function prepare(input: AnalysisInput): Prepared {
   const sum = new Float64Array(devIds.length * E);
   const count = new Float64Array(devIds.length * E);
   const invalid = new Array<number>(E).fill(0);
+  const invalidByReason = Array.from({ length: E }, () => new Map<string, number>());
   for (const r of input.quality) {
     const e = epochIndex.get(r.epoch)!;
     if (r.score === null) {
       invalid[e]!++;
+      const reason = r.invalidReason ?? UNSPECIFIED_REASON;
+      invalidByReason[e]!.set(reason, (invalidByReason[e]!.get(reason) ?? 0) + 1);
       continue;
     }
     const at = devIndex.get(r.exampleId)! * E + e;
@@ -435,7 +440,14 @@ function prepare(input: AnalysisInput): Prepared {
   const exampleQuality = new Float64Array(devIds.length * E);
   for (let i = 0; i < exampleQuality.length; i++) exampleQuality[i] = count[i]! > 0 ? sum[i]! / count[i]! : NaN;
 
-  return { epochs, heldoutIds, nll, tokens, bytes, devIds, exampleQuality, invalid, trainLoss: new Map(input.epochs.map((r) => [r.epoch, r.trainLoss])) };
+  return { epochs, heldoutIds, nll, tokens, bytes, devIds, exampleQuality, invalid, invalidByReason, trainLoss: new Map(input.epochs.map((r) => [r.epoch, r.trainLoss])) };
+}
+
+/** The reason counted for an invalid judgment that came without one. */
+export const UNSPECIFIED_REASON = 'unspecified';
+
+function sortedCounts(counts: Map<string, number>): Record<string, number> {
+  return Object.fromEntries([...counts].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
 }
 
 /** The danfo group-bys must agree with the plain-TS sums; a mismatch is a bug, not bad input. */
@@ -499,6 +511,10 @@ function validateInput(input: AnalysisInput): void {
     if (typeof r.exampleId !== 'string' || r.exampleId === '') fail(`${where}.exampleId`, 'expected a non-empty string');
     if (!Number.isInteger(r.sample) || r.sample < 0) fail(`${where}.sample`, `expected an integer >= 0, got ${JSON.stringify(r.sample)}`);
     if (r.score !== null && (!finite(r.score) || r.score < 1 || r.score > 6)) fail(`${where}.score`, `expected 1..6 or null, got ${JSON.stringify(r.score)}`);
+    if (r.invalidReason !== undefined) {
+      if (typeof r.invalidReason !== 'string' || r.invalidReason.trim() === '') fail(`${where}.invalidReason`, `expected a non-empty string, got ${JSON.stringify(r.invalidReason)}`);
+      if (r.score !== null) fail(`${where}.invalidReason`, `given (${JSON.stringify(r.invalidReason)}) with a valid score ${r.score}; a reason belongs to a null score only`);
+    }
     const key = `${r.epoch}\u0000${r.exampleId}\u0000${r.sample}`;
     if (seenQ.has(key)) fail(where, 'duplicate (epoch, exampleId, sample)');
     seenQ.add(key);

@@ -43,9 +43,13 @@ export function devQualityByEpoch(rows: AnalysisInput['quality']): Array<{ epoch
   }>;
 }
 
-/** One row per epoch, the columns metrics.csv holds. */
+/**
+ * One row per epoch, the columns metrics.csv holds. Invalid judgments by reason get one column
+ * each, `invalid_<reason>`, for every reason that occurs at some epoch (0 where it did not).
+ */
 export function epochTable(metrics: Metrics): dfd.DataFrame {
   const e = metrics.epochs;
+  const reasons = [...new Set(e.flatMap((x) => Object.keys(x.quality.invalidByReason)))].sort();
   return new dfd.DataFrame({
     epoch: e.map((x) => x.epoch),
     perplexity: e.map((x) => x.perplexity),
@@ -56,6 +60,7 @@ export function epochTable(metrics: Metrics): dfd.DataFrame {
     qualityCiUnreliable: e.map((x) => x.quality.intervalUnreliable),
     qualityN: e.map((x) => x.quality.n),
     invalidJudgments: e.map((x) => x.quality.invalid),
+    ...Object.fromEntries(reasons.map((r) => [`invalid_${r}`, e.map((x) => x.quality.invalidByReason[r] ?? 0)])),
     trainLoss: e.map((x) => x.trainLoss),
     selected: e.map((x) => x.epoch === metrics.selection.epoch),
     stability: e.map((x) => metrics.selection.stability[String(x.epoch)] ?? 0),

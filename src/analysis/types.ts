@@ -6,8 +6,12 @@ export interface AnalysisInput {
   epochs: Array<{ epoch: number; trainLoss: number }>;
   /** Held-out, per example, response tokens only. */
   perplexity: Array<{ epoch: number; exampleId: string; nll: number; tokens: number; bytes: number }>;
-  /** Dev generations' judged scores: 1..6, null = invalid judgment. */
-  quality: Array<{ epoch: number; exampleId: string; sample: number; score: number | null }>;
+  /**
+   * Dev generations' judged scores: 1..6, null = invalid judgment. `invalidReason` says why a
+   * null score is invalid (the judge's reason, e.g. "truncated", "no-choice"); only with a null
+   * score; a null score without one is counted as "unspecified".
+   */
+  quality: Array<{ epoch: number; exampleId: string; sample: number; score: number | null; invalidReason?: string }>;
   /** Inclusive epoch window the selection rule looks in (default [5, 10]). */
   window: [number, number];
   /** Bootstrap resamples, e.g. 1000. */
@@ -39,7 +43,7 @@ export interface DrilldownExample {
   exampleId: string;
   prompt: string;
   reference: string;
-  generations: Array<{ epoch: number; sample: number; response: string; score: number | null }>;
+  generations: Array<{ epoch: number; sample: number; response: string; score: number | null; invalidReason?: string }>;
 }
 
 export interface HeldoutCoverageFigures {
@@ -98,6 +102,8 @@ export interface EpochMetrics {
     n: number;
     /** Invalid (null) judgments at this epoch. */
     invalid: number;
+    /** Invalid judgments at this epoch by reason (keys sorted; a reason that did not occur is absent, i.e. 0); the counts sum to `invalid`. */
+    invalidByReason: Record<string, number>;
   } & ReplicateCount;
   trainLoss: Num;
 }

@@ -235,7 +235,7 @@ export async function runExperiment(options: ExperimentOptions): Promise<Experim
   );
   await writeFileAtomic(
     path.join(runDir, 'judgments.jsonl'),
-    judgments.map((j, i) => JSON.stringify({ ...judgeInputs[i], score: j.score, valid: j.valid, reason: j.reason, subscores: j.subscores, raw: j.raw })).join('\n') + '\n',
+    judgments.map((j, i) => JSON.stringify({ ...judgeInputs[i], score: j.score, valid: j.valid, invalidReason: j.invalidReason, reason: j.reason, subscores: j.subscores, raw: j.raw })).join('\n') + '\n',
   );
   if (until < STAGES.indexOf('report')) return { runDir };
 
@@ -247,10 +247,7 @@ export async function runExperiment(options: ExperimentOptions): Promise<Experim
   const input: AnalysisInput = {
     epochs: trainLosses,
     perplexity: evaluation.perplexity.map((p) => ({ epoch: p.epoch, exampleId: p.exampleId, nll: p.nll, tokens: p.tokens, bytes: p.bytes })),
-    quality: judgments.map((j, i) => {
-      const g = evaluation.generations[i]!; // judgeInputs (and so judgments) follow generations' order
-      return { epoch: g.epoch, exampleId: g.exampleId, sample: g.sample, score: j.valid ? j.score : null };
-    }),
+    quality: qualityRows(evaluation.generations, judgments), // judgeInputs (and so judgments) follow generations' order
     window: config.analysis.window,
     bootstrap: config.analysis.bootstrap,
     confidence: config.analysis.confidence,
@@ -269,6 +266,14 @@ export async function runExperiment(options: ExperimentOptions): Promise<Experim
   return { runDir, reportDir, reportHtml: written.html, metricsFile: written.json };
 }
 
+/** The analysis input's quality rows, judgments[i] judging generations[i]: an invalid judgment's score is null and its reason is kept. */
+export function qualityRows(generations: Array<Pick<GenerationResult, 'epoch' | 'exampleId' | 'sample'>>, judgments: Judgment[]): AnalysisInput['quality'] {
+  return judgments.map((j, i) => {
+    const g = generations[i]!;
+    return { epoch: g.epoch, exampleId: g.exampleId, sample: g.sample, score: j.valid ? j.score : null, ...(!j.valid && j.invalidReason ? { invalidReason: j.invalidReason } : {}) };
+  });
+}
+
 function round(x: number): number {
   return Math.round(x * 100) / 100;
 }
@@ -285,6 +290,7 @@ function describeSources(config: ExperimentConfig): Record<string, unknown> {
 
 function buildDrilldown(dev: ChatRecord[], generations: GenerationResult[], judgments: Judgment[], inputs: JudgeInput[]): DrilldownExample[] {
   const scoreById = new Map(inputs.map((inp, i) => [inp.id, judgments[i]!.valid ? judgments[i]!.score : null]));
+  const reasonById = new Map(inputs.map((inp, i) => [inp.id, judgments[i]!.valid ? undefined : judgments[i]!.invalidReason]));
   const byExample = new Map<string, DrilldownExample>();
   for (const record of dev) {
     const prompt = record.turns.filter((t) => t.role !== 'assistant').map((t) => t.content).join('\n\n');
@@ -292,11 +298,14 @@ function buildDrilldown(dev: ChatRecord[], generations: GenerationResult[], judg
     byExample.set(record.id, { exampleId: record.id, prompt, reference, generations: [] });
   }
   for (const g of generations) {
+    const id = `${g.epoch}:${g.exampleId}:${g.sample}`;
+    const invalidReason = reasonById.get(id);
     byExample.get(g.exampleId)?.generations.push({
       epoch: g.epoch,
       sample: g.sample,
       response: g.response,
-      score: scoreById.get(`${g.epoch}:${g.exampleId}:${g.sample}`) ?? null,
+      score: scoreById.get(id) ?? null,
+      ...(invalidReason ? { invalidReason } : {}),
     });
   }
   for (const ex of byExample.values()) ex.generations.sort((a, b) => a.epoch - b.epoch || a.sample - b.sample);

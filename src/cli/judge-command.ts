@@ -11,8 +11,11 @@ const USAGE = `Usage: lima-harness judge --judge rubric|llm --in GENERATIONS.jso
 
 Judges each line {id, prompt, response, reference?, endedWithEot?} of --in (a run's
 eval/generations.jsonl works too: without "id", the id is epoch:exampleId:sample) and writes
-one line {id, score, valid, reason, subscores?, raw} per input to --out. Prints one summary line:
-{"judged","valid","invalid","requests","cacheHits","meanScore"} (meanScore over valid judgments).
+one line {id, score, valid, invalidReason?, reason, subscores?, raw} per input to --out (an LLM
+reply counts only when it states one choice 1-6; otherwise invalidReason is truncated, refusal,
+ambiguous, out-of-range or no-choice). Prints one summary line:
+{"judged","valid","invalid","invalidByReason","requests","cacheHits","meanScore"} (meanScore over
+valid judgments; invalidByReason maps each reason that occurred to its count).
 
 Options:
   --judge rubric|llm   rubric: offline proxy, no service (default); llm: an OpenAI-compatible API
@@ -101,14 +104,21 @@ export async function judgeCommand(argv: string[], out: CommandOutput = { log: c
     const judge = createJudge(config, { cacheDir });
     const judgments = await judgeAll(judge, inputs, { concurrency: judgeConcurrency(config) });
     const lines = judgments.map((j, i) =>
-      JSON.stringify({ id: inputs[i]!.id, score: j.score, valid: j.valid, reason: j.reason, ...(j.subscores ? { subscores: j.subscores } : {}), raw: j.raw }),
+      JSON.stringify({ id: inputs[i]!.id, score: j.score, valid: j.valid, ...(j.invalidReason ? { invalidReason: j.invalidReason } : {}), reason: j.reason, ...(j.subscores ? { subscores: j.subscores } : {}), raw: j.raw }),
     );
     await writeFileAtomic(values.out, lines.length > 0 ? lines.join('\n') + '\n' : '');
     const valid = judgments.filter((j) => j.valid && j.score !== null);
     const stats = judge.stats();
+    const reasonCounts = new Map<string, number>();
+    for (const j of judgments) {
+      if (j.valid) continue;
+      const reason = j.invalidReason ?? 'unspecified';
+      reasonCounts.set(reason, (reasonCounts.get(reason) ?? 0) + 1);
+    }
+    const invalidByReason = Object.fromEntries([...reasonCounts].sort(([x], [y]) => (x < y ? -1 : x > y ? 1 : 0)));
     const meanScore = valid.length > 0 ? Math.round((valid.reduce((s, j) => s + j.score!, 0) / valid.length) * 10000) / 10000 : null;
     out.log(
-      JSON.stringify({ judged: judgments.length, valid: valid.length, invalid: judgments.length - valid.length, requests: stats.requests, cacheHits: stats.cacheHits, meanScore }),
+      JSON.stringify({ judged: judgments.length, valid: valid.length, invalid: judgments.length - valid.length, invalidByReason, requests: stats.requests, cacheHits: stats.cacheHits, meanScore }),
     );
     return 0;
   } catch (err) {

@@ -7,6 +7,10 @@
 // look like a judge that refuses to answer and bias the per-epoch means; finished judgments
 // are already in the cache, so rerunning the same command resumes where it stopped.
 //
+// Replies are read strictly (parse.ts readChoice): a judgment is valid only when the reply
+// states exactly one choice 1-6; a reply cut off by the token limit (finish_reason "length"),
+// refused, ambiguous, off-scale or without a choice is invalid with its reason.
+//
 // The API key is read from the environment at request time and only ever sent as the
 // Authorization header: it is never stored in the cache, a judgment, a log or an error.
 import path from 'node:path';
@@ -14,7 +18,7 @@ import type { LlmJudgeConfig } from './config.ts';
 import type { Judge, JudgeInput, Judgment, JudgeStats } from './types.ts';
 import { JudgmentCache, judgmentCacheKey } from './cache.ts';
 import { loadTemplate, renderTemplate, type JudgeTemplate } from './template.ts';
-import { parseChoice, reasoningOf } from './parse.ts';
+import { readChoice, reasoningOf } from './parse.ts';
 import { deriveSeed, mulberry32 } from '../util/rng.ts';
 import { truncate } from '../util/text.ts';
 
@@ -43,6 +47,10 @@ class RetryableError extends Error {
 
 interface Completion {
   content: string;
+  /** choices[0].finish_reason ("stop", "length", "content_filter", ...), null when absent. */
+  finishReason: string | null;
+  /** choices[0].message.refusal (OpenAI), null when absent. */
+  refusal: string | null;
   usage?: { promptTokens?: number; completionTokens?: number };
 }
 
@@ -138,12 +146,13 @@ export function createLlmJudge(config: LlmJudgeConfig, opts: LlmJudgeOptions = {
       }
     }
     const completion = await requestWithRetries(input, cacheKey);
-    const score = parseChoice(completion.content);
+    const reading = readChoice(completion.content, { finishReason: completion.finishReason, refusal: completion.refusal });
     const judgment: Judgment = {
-      score,
-      valid: score !== null,
+      score: reading.score,
+      valid: reading.score !== null,
+      ...(reading.score === null ? { invalidReason: reading.invalidReason } : {}),
       raw: completion.content,
-      reason: score !== null ? reasoningOf(completion.content) : 'invalid: no choice 1-6 found in the judge reply',
+      reason: reading.score !== null ? reasoningOf(completion.content) : `invalid (${reading.invalidReason}): ${reading.detail}`,
       ...(completion.usage ? { usage: completion.usage } : {}),
     };
     if (cache) await cache.set(cacheKey, { model: config.model, templateHash: template.hash }, judgment);
@@ -153,7 +162,10 @@ export function createLlmJudge(config: LlmJudgeConfig, opts: LlmJudgeOptions = {
   return {
     kind: 'llm',
     describe() {
-      return `LLM judge: ${config.model} at ${config.baseUrl} grades helpfulness 1-6 on LIMA's rubric (${path.basename(template.path)}, sha256 ${template.hash.slice(0, 12)}), temperature 0.`;
+      return (
+        `LLM judge: ${config.model} at ${config.baseUrl} grades helpfulness 1-6 on LIMA's rubric (${path.basename(template.path)}, sha256 ${template.hash.slice(0, 12)}), temperature 0. ` +
+        'A reply counts only when it states exactly one choice 1-6; replies cut off by the token limit, refused, stating different choices, off the scale or stating none are invalid (counted by reason, left out of the means).'
+      );
     },
     async judge(input) {
       const cacheKey = judgmentCacheKey({ model: config.model, templateHash: template.hash, prompt: input.prompt, response: input.response, reference: input.reference });
@@ -183,7 +195,8 @@ function completionOf(json: unknown, url: string): Completion {
   if (!Array.isArray(choices) || choices.length === 0) {
     throw new Error(`the response from ${url} has no choices[] (is it an OpenAI-compatible /chat/completions endpoint?)`);
   }
-  const content = (choices[0] as { message?: { content?: unknown } })?.message?.content;
+  const first = choices[0] as { message?: { content?: unknown; refusal?: unknown }; finish_reason?: unknown };
+  const content = first?.message?.content;
   const usageRaw = (json as { usage?: { prompt_tokens?: unknown; completion_tokens?: unknown } }).usage;
   let usage: Completion['usage'];
   if (usageRaw && typeof usageRaw === 'object') {
@@ -192,7 +205,12 @@ function completionOf(json: unknown, url: string): Completion {
     if (typeof usageRaw.completion_tokens === 'number') usage.completionTokens = usageRaw.completion_tokens;
   }
   // A null content (e.g. a refusal) is a reply without a choice: an invalid judgment, not an error.
-  return { content: typeof content === 'string' ? content : '', usage };
+  return {
+    content: typeof content === 'string' ? content : '',
+    finishReason: typeof first?.finish_reason === 'string' ? first.finish_reason : null,
+    refusal: typeof first?.message?.refusal === 'string' ? first.message.refusal : null,
+    usage,
+  };
 }
 
 /** The server's error message from an error body ({"error":{"message"}} or {"error":"..."}), else the text. */

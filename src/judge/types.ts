@@ -1,6 +1,10 @@
 // The judge interface every stage shares: one generation in, one 1..6 helpfulness score out.
-// A judgment that could not be read (an LLM reply without a choice) is `valid: false` with a
-// null score: it is counted and excluded from means, never turned into 0 or -1.
+// A judgment that could not be read (an LLM reply cut off, refused, stating no choice or two
+// different ones) is `valid: false` with a null score and an `invalidReason`: it is counted by
+// reason and excluded from means, never turned into 0 or -1.
+import type { InvalidReason } from './parse.ts';
+
+export type { InvalidReason } from './parse.ts';
 
 export interface JudgeInput {
   /** Stable id of the generation (the experiment uses `epoch:exampleId:sample`). */
@@ -17,6 +21,8 @@ export interface Judgment {
   /** 1..6 on LIMA's helpfulness scale; null when the judgment is invalid. */
   score: number | null;
   valid: boolean;
+  /** Why the judgment is invalid; present exactly when `valid` is false (see parse.ts readChoice). The rubric is never invalid. */
+  invalidReason?: InvalidReason;
   /** The judge's raw output (the LLM's whole reply; the rubric's sub-score line). */
   raw: string;
   /** Why this score, in words (the LLM's reasoning; the rubric's arithmetic). */

@@ -5,6 +5,7 @@ import { undefinedReplicatesText } from '../analysis/analyze.ts';
 import type { Chart } from './charts.ts';
 import { escapeHtml as h, inlineScript, jsonForScript } from './html.ts';
 import { truncate } from '../util/text.ts';
+import { INVALID_REASONS } from '../judge/parse.ts';
 
 export interface PageInput {
   title: string;
@@ -76,6 +77,24 @@ function percent(x: number): string {
   return `${Number((x * 100).toPrecision(6))}%`;
 }
 
+/** " (truncated 2, no-choice 1)" after an invalid count, escaped; empty when there are none. */
+function reasonBreakdown(byReason: Record<string, number>): string {
+  const parts = Object.entries(byReason).filter(([, n]) => n > 0);
+  return parts.length ? ` <span class="muted">(${h(parts.map(([reason, n]) => `${reason} ${n}`).join(', '))})</span>` : '';
+}
+
+/** One line per invalid reason that occurs in the study, with what it means. */
+function reasonLegend(m: Metrics): string {
+  const reasons = [...new Set(m.epochs.flatMap((e) => Object.keys(e.quality.invalidByReason)))].sort();
+  if (reasons.length === 0) return '';
+  const items = reasons.map((r) => {
+    const total = m.epochs.reduce((a, e) => a + (e.quality.invalidByReason[r] ?? 0), 0);
+    const meaning = (INVALID_REASONS as Record<string, string>)[r];
+    return `<li><code>${h(r)}</code> (${h(total)} in all)${meaning ? `: ${h(meaning)}` : ''}</li>`;
+  });
+  return `<p class="muted">Invalid judgments are left out of the means; by reason:</p><ul class="muted">${items.join('')}</ul>`;
+}
+
 function valueText(v: unknown): string {
   return typeof v === 'string' ? v : JSON.stringify(v);
 }
@@ -113,7 +132,7 @@ export function renderPage(p: PageInput): string {
   const epochRows = m.epochs
     .map(
       (e) =>
-        `<tr${e.epoch === sel.epoch ? ' class="selected"' : ''}><td>${h(e.epoch)}${e.epoch >= sel.window[0] && e.epoch <= sel.window[1] ? '' : ' <span class="muted">(outside window)</span>'}</td><td>${fmt(e.perplexity, 3)}</td><td>${fmt(e.bitsPerByte, 4)}</td><td>${fmt(e.quality.mean, 3)}</td><td>${ciText(e.quality.ciLow, e.quality.ciHigh, e.quality, 'the mean')}</td><td>${h(e.quality.n)}</td><td>${h(e.quality.invalid)}</td><td>${fmt(e.trainLoss, 4)}</td><td>${h(((sel.stability[String(e.epoch)] ?? 0) * 100).toFixed(1))}%</td></tr>`,
+        `<tr${e.epoch === sel.epoch ? ' class="selected"' : ''}><td>${h(e.epoch)}${e.epoch >= sel.window[0] && e.epoch <= sel.window[1] ? '' : ' <span class="muted">(outside window)</span>'}</td><td>${fmt(e.perplexity, 3)}</td><td>${fmt(e.bitsPerByte, 4)}</td><td>${fmt(e.quality.mean, 3)}</td><td>${ciText(e.quality.ciLow, e.quality.ciHigh, e.quality, 'the mean')}</td><td>${h(e.quality.n)}</td><td>${h(e.quality.invalid)}${reasonBreakdown(e.quality.invalidByReason)}</td><td>${fmt(e.trainLoss, 4)}</td><td>${h(((sel.stability[String(e.epoch)] ?? 0) * 100).toFixed(1))}%</td></tr>`,
     )
     .join('');
 
@@ -171,6 +190,7 @@ ${heldoutCoverageText(m)}
 <tr><th>epoch</th><th>held-out perplexity</th><th>bits / byte</th><th>dev quality</th><th>${h(level)} CI</th><th>n</th><th>invalid judgments</th><th>train loss</th><th>selection wins</th></tr>
 ${epochRows}
 </table>
+${reasonLegend(m)}
 
 <h2>Charts</h2>
 ${figures}
@@ -206,7 +226,7 @@ function renderExample(ex: DrilldownExample, selected: number | null): string {
   const rows = ex.generations
     .map(
       (g) =>
-        `<tr${g.epoch === selected ? ' class="selected"' : ''}><td>${h(g.epoch)}</td><td>${h(g.sample)}</td><td>${g.score === null ? '–' : h(fmt(g.score, 2))}</td><td class="text"><pre>${h(g.response)}</pre></td></tr>`,
+        `<tr${g.epoch === selected ? ' class="selected"' : ''}><td>${h(g.epoch)}</td><td>${h(g.sample)}</td><td>${g.score === null ? `–${g.invalidReason ? ` <span class="muted">(${h(g.invalidReason)})</span>` : ''}` : h(fmt(g.score, 2))}</td><td class="text"><pre>${h(g.response)}</pre></td></tr>`,
     )
     .join('');
   return `<details>

@@ -90,7 +90,7 @@ test('metrics.json has exactly the agreed keys', () => {
   assert.deepEqual(m.analysis, { bootstrap: 50, confidence: 0.95, alpha: 0.05, maxUndefinedShare: 0.05 });
   const counts = ['replicates', 'undefinedReplicates', 'undefinedByReason', 'intervalUnreliable'];
   assert.deepEqual(Object.keys(m.epochs[0]), ['epoch', 'perplexity', 'bitsPerByte', 'quality', 'trainLoss']);
-  assert.deepEqual(Object.keys(m.epochs[0].quality), ['mean', 'ciLow', 'ciHigh', 'n', 'invalid', ...counts]);
+  assert.deepEqual(Object.keys(m.epochs[0].quality), ['mean', 'ciLow', 'ciHigh', 'n', 'invalid', 'invalidByReason', ...counts]);
   assert.deepEqual(Object.keys(m.correlation), ['pearson', 'spearman', 'kendall', 'pairedEpochs', 'summary']);
   assert.equal(m.correlation.pairedEpochs, 15);
   for (const k of ['pearson', 'spearman', 'kendall']) {
@@ -312,4 +312,36 @@ test('bad input names the record and field', () => {
   assert.throws(() => analyze({ ...toyInput(), confidence: 1 }), /analysis input: confidence: expected a number strictly between 0 and 1, got 1/);
   assert.throws(() => analyze({ ...toyInput(), alpha: 0 }), /analysis input: alpha: expected a number strictly between 0 and 1, got 0/);
   assert.throws(() => analyze({ ...toyInput(), maxUndefinedShare: 1.5 }), /analysis input: maxUndefinedShare: expected a number in \[0, 1\], got 1\.5/);
+});
+
+test('invalid judgments are counted per epoch by reason; the counts sum to invalid and leave the means alone', () => {
+  const input = toyInput();
+  const reasons: Record<string, string | undefined> = { '1:y:1': 'truncated', '3:x:1': 'no-choice', '3:y:0': 'truncated', '3:y:1': undefined };
+  for (const r of input.quality) {
+    const key = `${r.epoch}:${r.exampleId}:${r.sample}`;
+    if (key in reasons && reasons[key] !== undefined) r.invalidReason = reasons[key];
+  }
+  const m = JSON.parse(JSON.stringify(analyze(input)));
+  assert.deepEqual(m.epochs[0].quality.invalidByReason, { truncated: 1 });
+  assert.deepEqual(m.epochs[1].quality.invalidByReason, {});
+  // A null score without a reason counts as "unspecified"; keys come sorted.
+  assert.deepEqual(m.epochs[2].quality.invalidByReason, { 'no-choice': 1, truncated: 1, unspecified: 1 });
+  assert.deepEqual(Object.keys(m.epochs[2].quality.invalidByReason), ['no-choice', 'truncated', 'unspecified']);
+  for (const e of m.epochs) {
+    assert.equal(Object.values(e.quality.invalidByReason as Record<string, number>).reduce((a, b) => a + b, 0), e.quality.invalid);
+  }
+  // The reasons change nothing else: same figures as without them.
+  const plain = JSON.parse(JSON.stringify(analyze(toyInput())));
+  for (const e of plain.epochs) delete e.quality.invalidByReason;
+  for (const e of m.epochs) delete e.quality.invalidByReason;
+  assert.deepEqual(m, plain);
+});
+
+test('an invalid reason must be a non-empty string and only with a null score', () => {
+  const withScore = toyInput();
+  withScore.quality[0]!.invalidReason = 'truncated';
+  assert.throws(() => analyze(withScore), /quality\[0\] \(example "x", epoch 1, sample 0\)\.invalidReason: given \("truncated"\) with a valid score 2/);
+  const empty = toyInput();
+  empty.quality[3]!.invalidReason = ' ';
+  assert.throws(() => analyze(empty), /quality\[3\] \(example "y", epoch 1, sample 1\)\.invalidReason: expected a non-empty string/);
 });

@@ -16,6 +16,8 @@ export interface SyntheticOptions {
   quality?: (epoch: number) => number;
   /** Share of judgments that come back invalid. */
   invalidRate?: number;
+  /** Reasons given to invalid judgments in turn (none by default). */
+  invalidReasons?: string[];
 }
 
 export function syntheticInput(opts: SyntheticOptions = {}): AnalysisInput {
@@ -38,6 +40,7 @@ export function syntheticInput(opts: SyntheticOptions = {}): AnalysisInput {
     backend: { training: 'wasm', evaluation: 'onnxruntime-node (cpu)' },
     durationsSeconds: { train: 12.5, eval: 3.25 },
   };
+  let invalidCount = 0;
   for (let e = 1; e <= epochs; e++) {
     input.epochs.push({ epoch: e, trainLoss: 3 / e });
     for (let i = 0; i < heldout; i++) {
@@ -50,6 +53,7 @@ export function syntheticInput(opts: SyntheticOptions = {}): AnalysisInput {
         const invalid = rng() < (opts.invalidRate ?? 0);
         const raw = Math.round(quality(e) + (rng() - 0.5) * 2);
         input.quality.push({ epoch: e, exampleId: `d${d}`, sample: s, score: invalid ? null : Math.min(6, Math.max(1, raw)) });
+        if (invalid && opts.invalidReasons?.length) input.quality.at(-1)!.invalidReason = opts.invalidReasons[invalidCount++ % opts.invalidReasons.length];
       }
     }
   }
@@ -64,6 +68,6 @@ export function syntheticDrilldown(input: AnalysisInput, examples = 3): Drilldow
     reference: k === 0 ? 'Escape it: use &lt; and </details> must not close anything.' : `Reference answer ${k}.`,
     generations: input.quality
       .filter((q) => q.exampleId === id)
-      .map((q) => ({ epoch: q.epoch, sample: q.sample, response: `Epoch ${q.epoch} says <b>hi</b> ${k}`, score: q.score })),
+      .map((q) => ({ epoch: q.epoch, sample: q.sample, response: `Epoch ${q.epoch} says <b>hi</b> ${k}`, score: q.score, ...(q.invalidReason ? { invalidReason: q.invalidReason } : {}) })),
   }));
 }

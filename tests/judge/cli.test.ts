@@ -47,7 +47,7 @@ test('judge --judge rubric: one line per input and a summary line', async () => 
   assert.equal(c.logs.length, 1);
   const summary = JSON.parse(c.logs[0]!);
   const mean = (out.reduce((s, r) => s + (r.score as number), 0) / 3);
-  assert.deepEqual(summary, { judged: 3, valid: 3, invalid: 0, requests: 0, cacheHits: 0, meanScore: Math.round(mean * 10000) / 10000 });
+  assert.deepEqual(summary, { judged: 3, valid: 3, invalid: 0, invalidByReason: {}, requests: 0, cacheHits: 0, meanScore: Math.round(mean * 10000) / 10000 });
 });
 
 test('judge: invalid input lines are reported as file:line: field', async () => {
@@ -130,17 +130,17 @@ test('judge --judge llm against a local server: summary excludes invalid, key st
     const args = ['--judge', 'llm', '--base-url', baseUrl, '--model', 'local', '--api-key-env', 'LIMA_CLI_TEST_KEY', '--concurrency', '2', '--in', inFile, '--out', outFile];
     let c = capture();
     assert.equal(await judgeCommand(args, c.out), 0, c.errors.join('\n'));
-    assert.deepEqual(JSON.parse(c.logs[0]!), { judged: 3, valid: 2, invalid: 1, requests: 3, cacheHits: 0, meanScore: 4.5 });
+    assert.deepEqual(JSON.parse(c.logs[0]!), { judged: 3, valid: 2, invalid: 1, invalidByReason: { 'no-choice': 1 }, requests: 3, cacheHits: 0, meanScore: 4.5 });
     assert.ok(seenAuth.every((a) => a === `Bearer ${secret}`));
     const text = await fs.readFile(outFile, 'utf8');
     assert.ok(!text.includes(secret));
     const out = text.trim().split('\n').map((l) => JSON.parse(l));
-    assert.deepEqual(out.map((r) => [r.id, r.score, r.valid]), [['e1', 6, true], ['e2', 3, true], ['e3', null, false]]);
+    assert.deepEqual(out.map((r) => [r.id, r.score, r.valid, r.invalidReason]), [['e1', 6, true, undefined], ['e2', 3, true, undefined], ['e3', null, false, 'no-choice']]);
     // The default cache lives beside --out; a rerun makes no requests.
     await fs.access(path.join(dir, 'out', 'judge-cache'));
     c = capture();
     assert.equal(await judgeCommand(args, c.out), 0, c.errors.join('\n'));
-    assert.deepEqual(JSON.parse(c.logs[0]!), { judged: 3, valid: 2, invalid: 1, requests: 0, cacheHits: 3, meanScore: 4.5 });
+    assert.deepEqual(JSON.parse(c.logs[0]!), { judged: 3, valid: 2, invalid: 1, invalidByReason: { 'no-choice': 1 }, requests: 0, cacheHits: 3, meanScore: 4.5 });
     assert.equal(requests, 3);
   } finally {
     delete process.env.LIMA_CLI_TEST_KEY;

@@ -6,7 +6,7 @@ import type { AddressInfo } from 'node:net';
 import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { createJudge, judgeAll, validateJudgeConfig, type JudgeInput, type LlmJudgeConfig } from '../../src/judge/index.ts';
+import { CACHE_VERSION, createJudge, judgeAll, JudgmentCache, judgmentCacheKey, loadTemplate, validateJudgeConfig, type JudgeInput, type LlmJudgeConfig } from '../../src/judge/index.ts';
 
 process.env.LIMA_QUIET = '1';
 
@@ -21,14 +21,23 @@ interface TestServer {
   close(): Promise<void>;
 }
 
-/** Replies like a chat-completions API; the judge's choice is read from "SCORE=n" in the submission. */
+/**
+ * Replies like a chat-completions API; the judge's choice is read from "SCORE=n" in the
+ * submission. SCORE=garbage: a refusal; SCORE=truncated: a reply cut off at the token limit
+ * (finish_reason "length"); SCORE=unfinished: the same text ending normally (finish_reason "stop").
+ */
 const reply: Handler = (_req, res, body) => {
   const content: string = JSON.parse(body).messages[0].content;
   const m = /\[Submission\]: [\s\S]*?SCORE=(\w+)/.exec(content);
   const choice = m ? m[1] : '3';
-  const text = choice === 'garbage' ? 'I am unable to grade this.' : `The submission is relevant.\nIt is detailed.\n${choice}`;
+  const cut = 'Step 1: the task asks for a definition.\nStep 2: it lists 3 items and';
+  const text =
+    choice === 'garbage' ? 'I am unable to grade this.' : choice === 'truncated' || choice === 'unfinished' ? cut : `The submission is relevant.\nIt is detailed.\n${choice}`;
+  const finish = choice === 'truncated' ? 'length' : 'stop';
   res.writeHead(200, { 'content-type': 'application/json' });
-  res.end(JSON.stringify({ choices: [{ message: { role: 'assistant', content: text } }], usage: { prompt_tokens: 100, completion_tokens: 7 } }));
+  res.end(
+    JSON.stringify({ choices: [{ index: 0, message: { role: 'assistant', content: text }, finish_reason: finish }], usage: { prompt_tokens: 100, completion_tokens: 7 } }),
+  );
 };
 
 function status(code: number, message: string, headers: Record<string, string> = {}): Handler {
@@ -115,7 +124,29 @@ test('an unparseable reply is an invalid judgment (score null), counted', async 
   assert.equal(j.valid, false);
   assert.equal(j.score, null);
   assert.equal(j.raw, 'I am unable to grade this.');
+  assert.equal(j.invalidReason, 'refusal');
+  assert.match(j.reason, /^invalid \(refusal\): /);
   assert.equal(judge.stats().invalid, 1);
+});
+
+test('finish_reason "length": a truncated reply is invalid (truncated), never the digit it happens to contain', async () => {
+  const server = await startServer();
+  const judge = createJudge(llmConfig(server), {});
+  const cut = await judge.judge(input('t', 'truncated'));
+  assert.equal(cut.raw, 'Step 1: the task asks for a definition.\nStep 2: it lists 3 items and');
+  assert.equal(cut.score, null);
+  assert.equal(cut.valid, false);
+  assert.equal(cut.invalidReason, 'truncated');
+  assert.match(cut.reason, /^invalid \(truncated\): .*finish_reason "length"/);
+  // The same text with finish_reason "stop" states no choice: invalid for that reason instead.
+  const unfinished = await judge.judge(input('u', 'unfinished'));
+  assert.equal(unfinished.score, null);
+  assert.equal(unfinished.invalidReason, 'no-choice');
+  assert.equal(judge.stats().invalid, 2);
+  // A valid judgment carries no reason.
+  const ok = await judge.judge(input('v', 4));
+  assert.equal(ok.score, 4);
+  assert.equal('invalidReason' in ok, false);
 });
 
 test('500 then success: one judgment after two requests', async () => {
@@ -230,6 +261,41 @@ test('cache: a rerun makes no requests and gives identical judgments; a changed 
   await judgeAll(third, inputs, { concurrency: 2 });
   assert.equal(server.requests.length, 8, 'a changed template must re-judge');
   assert.equal(third.stats().cacheHits, 0);
+});
+
+test('cache: an entry of the previous version (lenient reading) is not reused; it is re-judged and overwritten', async () => {
+  const server = await startServer();
+  const cacheDir = await tmp();
+  const config = llmConfig(server);
+  const inp = input('old', 'truncated');
+  const key = judgmentCacheKey({ model: config.model, templateHash: loadTemplate(config.templatePath).hash, prompt: inp.prompt, response: inp.response, reference: inp.reference });
+  const cache = new JudgmentCache(cacheDir);
+  // What version 1 stored for this reply: the lenient reading scored the "3" of "lists 3 items".
+  const v1 = { version: 1, key, model: config.model, templateHash: 'x', judgment: { score: 3, valid: true, raw: 'Step 1 ... it lists 3 items and', reason: 'Step 1 ...' } };
+  await fs.mkdir(path.dirname(cache.fileFor(key)), { recursive: true });
+  await fs.writeFile(cache.fileFor(key), JSON.stringify(v1));
+  assert.equal(await cache.get(key), undefined, 'a version-1 entry must read as absent');
+
+  const judge = createJudge(config, { cacheDir });
+  const j = await judge.judge(inp);
+  assert.equal(server.requests.length, 1, 'the old entry must be re-judged');
+  assert.equal(judge.stats().cacheHits, 0);
+  assert.equal(j.score, null);
+  assert.equal(j.invalidReason, 'truncated');
+  const stored = JSON.parse(await fs.readFile(cache.fileFor(key), 'utf8'));
+  assert.equal(stored.version, CACHE_VERSION);
+  assert.equal(CACHE_VERSION, 2);
+  assert.equal(stored.judgment.invalidReason, 'truncated');
+
+  // The rewritten entry is reused, reason included.
+  const again = createJudge(config, { cacheDir });
+  const k = await again.judge(inp);
+  assert.equal(server.requests.length, 1);
+  assert.equal(k.cached, true);
+  assert.equal(k.invalidReason, 'truncated');
+  // An invalid entry without a reason (hand-edited or corrupt) is not trusted either.
+  await fs.writeFile(cache.fileFor(key), JSON.stringify({ ...stored, judgment: { ...stored.judgment, invalidReason: undefined } }));
+  assert.equal(await cache.get(key), undefined);
 });
 
 test('judgeAll keeps input order and at most `concurrency` requests in flight', async () => {

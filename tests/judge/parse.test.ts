@@ -18,7 +18,7 @@ test('parseChoice reads the last line when it is a choice, with decorations', ()
   assert.equal(parseChoice('Level 6 needs headings; level 2 fits poorly.\n4'), 4);
 });
 
-test('parseChoice falls back to the last standalone digit 1-6', () => {
+test('parseChoice reads explicit statements, not the last standalone digit', () => {
   assert.equal(parseChoice('I would rate this a 4 because it is detailed. Thanks!'), 4);
   assert.equal(parseChoice('Between 2 and 5, I pick 5 overall, final.'), 5);
   // Ranges, numbers, decimals and ratios are not choices.
@@ -28,6 +28,8 @@ test('parseChoice falls back to the last standalone digit 1-6', () => {
   assert.equal(parseChoice('I give 5/10'), null);
   assert.equal(parseChoice('Like gpt4 would say: great'), null);
   assert.equal(parseChoice('Choice: 7'), null);
+  // A digit merely standing alone in prose is no longer read (it used to be: "... 3 items" -> 3).
+  assert.equal(parseChoice('The answer has 3 parts, I think 2 are fine'), null);
 });
 
 test('parseChoice: garbage and empty replies are invalid (null), never 0', () => {

@@ -162,3 +162,33 @@ test('a prompt shortened for the drill-down summary never splits a character', a
     assert.ok(!/[\uD800-\uDFFF]/u.test(summary), 'no lone surrogate'); // with /u, a whole pair does not match
   }
 });
+
+test('invalid judgments by reason: in the per-epoch table, a legend, the drill-down and metrics.csv, escaped', async () => {
+  const { renderPage } = await import('../../src/report/page.ts');
+  const { epochTable, tableRows } = await import('../../src/analysis/tables.ts');
+  const { INVALID_REASONS } = await import('../../src/judge/parse.ts');
+  const withReasons = syntheticInput({ epochs: 4, heldout: 20, dev: 10, samples: 2, invalidRate: 0.3, invalidReasons: ['truncated', 'no-choice', '<b>odd</b>'], bootstrap: 20 });
+  const m = analyze(withReasons);
+  const html = renderPage({ title: 't', metrics: m, drilldown: syntheticDrilldown(withReasons, 2), charts: [], svgFiles: {}, bundles: [] });
+  const withInvalid = m.epochs.filter((e) => e.quality.invalid > 0);
+  assert.ok(withInvalid.length > 0, 'the fixture has invalid judgments');
+  for (const e of withInvalid) {
+    const breakdown = Object.entries(e.quality.invalidByReason).map(([r, n]) => `${r} ${n}`).join(', ');
+    assert.ok(html.includes(`<td>${e.quality.invalid} <span class="muted">(${escapeHtml(breakdown)})</span></td>`), `epoch ${e.epoch}: ${breakdown}`);
+  }
+  assert.ok(html.includes(`<code>truncated</code>`) && html.includes(escapeHtml(INVALID_REASONS.truncated)));
+  assert.ok(html.includes(escapeHtml(INVALID_REASONS['no-choice'])));
+  assert.ok(html.includes('&lt;b&gt;odd&lt;/b&gt;') && !html.includes('<b>odd</b>'), 'a reason from the data is escaped');
+  assert.match(html, /<td>– <span class="muted">\((truncated|no-choice|&lt;b&gt;odd&lt;\/b&gt;)\)<\/span><\/td>/);
+
+  const rows = tableRows(epochTable(m));
+  const reasonColumns = Object.keys(rows[0]!).filter((c) => c.startsWith('invalid_'));
+  assert.deepEqual(reasonColumns, ['invalid_<b>odd</b>', 'invalid_no-choice', 'invalid_truncated']);
+  for (const row of rows) assert.equal(reasonColumns.reduce((a, c) => a + (row[c] as number), 0), row.invalidJudgments);
+
+  // Without invalid judgments: no legend, no extra columns.
+  const clean = analyze(syntheticInput({ epochs: 3, heldout: 20, dev: 5, bootstrap: 10 }));
+  const cleanHtml = renderPage({ title: 't', metrics: clean, drilldown: [], charts: [], svgFiles: {}, bundles: [] });
+  assert.ok(!cleanHtml.includes('Invalid judgments are left out of the means'));
+  assert.deepEqual(Object.keys(tableRows(epochTable(clean))[0]!).filter((c) => c.startsWith('invalid_')), []);
+});
