@@ -9,7 +9,7 @@ import { Piscina } from 'piscina';
 import type { ChatRecord, Turn } from '../data/types.ts';
 import { BpeTokenizer } from '../data/tokenizer.ts';
 import { encodePrompt } from '../data/chat-format.ts';
-import { loadCheckpoint } from '../train/checkpoint.ts';
+import { loadCheckpoint } from '../checkpoint/index.ts';
 import { exportOnnx, ONNX_EXPORTER_VERSION } from '../model/onnx-export.ts';
 import type { ModelConfig } from '../model/config.ts';
 import { stableHash } from '../util/hash.ts';
