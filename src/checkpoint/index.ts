@@ -2,7 +2,9 @@
 // through it and evaluation reads through it, so neither imports the other. A stage before
 // train and eval: it may import src/model/ and src/util/ only.
 //
-// Formats: native.ts, this harness's own (checkpoints/<run>/epoch-NN/).
+// Formats: native.ts, this harness's own (checkpoints/<run>/epoch-NN/). Every loaded
+// checkpoint carries the content hash of its weights (hash.ts), the same whichever format
+// or run wrote them, and its tokenizer's content hash.
 export {
   epochDirName,
   listCheckpoints,
@@ -13,3 +15,4 @@ export {
   type CheckpointManifest,
   type LoadedCheckpoint,
 } from './native.ts';
+export { tokenizerHash, weightsHash } from './hash.ts';
