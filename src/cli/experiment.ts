@@ -12,7 +12,7 @@ import type { ChatRecord } from '../data/types.ts';
 import { BpeTokenizer } from '../data/tokenizer.ts';
 import { encodeChat, trainingTexts } from '../data/chat-format.ts';
 import { runTraining, type TrainRunResult } from '../train/run.ts';
-import { listCheckpoints, loadCheckpoint } from '../train/checkpoint.ts';
+import { listCheckpoints, loadCheckpoint } from '../checkpoint/index.ts';
 import { runEvaluation, type GenerationResult } from '../eval/index.ts';
 import { evaluateDuringTraining } from '../eval/during-training.ts';
 import { createJudge, judgeAll, judgeConcurrency, type JudgeInput, type Judgment } from '../judge/index.ts';

@@ -9,7 +9,7 @@ import { Piscina } from 'piscina';
 import type { ChatRecord, Turn } from '../data/types.ts';
 import { BpeTokenizer } from '../data/tokenizer.ts';
 import { encodePrompt } from '../data/chat-format.ts';
-import { loadCheckpoint } from '../train/checkpoint.ts';
+import { loadCheckpoint } from '../checkpoint/index.ts';
 import { exportOnnx, ONNX_EXPORTER_VERSION } from '../model/onnx-export.ts';
 import type { ModelConfig } from '../model/config.ts';
 import { stableHash } from '../util/hash.ts';
@@ -142,8 +142,7 @@ async function prepareCheckpoint(entry: { epoch: number; dir: string }, onnxDir:
   } catch (err) {
     throw new Error(`checkpoint ${entry.dir}: tokenizer.json: ${(err as Error).message}`);
   }
-  const tokenizerKey = ck.manifest.files?.['tokenizer.json'] ?? stableHash(ck.tokenizer);
-  return { epoch: entry.epoch, hash: ck.hash, model: ck.model, onnxPath, tokenizer, tokenizerKey };
+  return { epoch: entry.epoch, hash: ck.hash, model: ck.model, onnxPath, tokenizer, tokenizerKey: ck.tokenizerHash };
 }
 
 function checkUniqueIds(records: ChatRecord[], what: string): void {
@@ -171,8 +170,10 @@ function promptText(turns: Turn[]): string {
 
 const perplexityKey = (r: { checkpointHash: string; exampleId: string; window: number; settingsHash: string }): string =>
   `${r.checkpointHash}|${r.exampleId}|${r.window}|${r.settingsHash}`;
-const generationKey = (r: { checkpointHash: string; exampleId: string; sample: number; settingsHash: string }): string =>
-  `${r.checkpointHash}|${r.exampleId}|${r.sample}|${r.settingsHash}`;
+// The epoch is part of a generation's key because its seed derives from the epoch: two epochs
+// with identical weights (one content hash) draw different samples.
+const generationKey = (r: { checkpointHash: string; epoch: number; exampleId: string; sample: number; settingsHash: string }): string =>
+  `${r.checkpointHash}|${r.epoch}|${r.exampleId}|${r.sample}|${r.settingsHash}`;
 
 interface PendingTask {
   task: EvalTask;
@@ -278,7 +279,7 @@ export async function runEvaluation(opts: EvaluationOptions): Promise<Evaluation
       const { promptTurns, reference } = splitDevRecord(record);
       const promptIds = prompts[index]!;
       for (let sample = 0; sample < gen.samples; sample++) {
-        const base = { checkpointHash: ck.hash, exampleId: record.id, sample, settingsHash: genSettingsHash };
+        const base = { checkpointHash: ck.hash, epoch: ck.epoch, exampleId: record.id, sample, settingsHash: genSettingsHash };
         if (genStore.has(generationKey(base))) continue;
         const fitted = fitPrompt(promptIds, gen.maxNewTokens, ck.model.context);
         const task: GenerationTask = {
@@ -288,8 +289,8 @@ export async function runEvaluation(opts: EvaluationOptions): Promise<Evaluation
           threads,
           promptIds,
           eot: ck.tokenizer.special.eot,
-          // Seeded by epoch, not by the checkpoint's hash (its manifest holds a write time), so a
-          // rerun from scratch with the same config draws the same samples.
+          // Seeded by epoch (hence the epoch in generationKey), so a rerun from scratch with the
+          // same config draws the same samples as before checkpoints had a content hash.
           seed: deriveSeed(opts.seed, ck.epoch, record.id, sample),
           generation: gen,
         };
@@ -304,7 +305,6 @@ export async function runEvaluation(opts: EvaluationOptions): Promise<Evaluation
             await genStore.append([
               {
                 ...base,
-                epoch: ck.epoch,
                 prompt: promptText(promptTurns),
                 reference,
                 response: ck.tokenizer.decode(out.ids, { skipSpecial: true }),
@@ -397,7 +397,7 @@ export async function runEvaluation(opts: EvaluationOptions): Promise<Evaluation
     perCheckpoint.push({ epoch: ck.epoch, checkpointHash: ck.hash, perplexity: summary.perplexity, bitsPerByte: summary.bitsPerByte, tokens: summary.tokens });
     for (const record of opts.dev) {
       for (let sample = 0; sample < gen.samples; sample++) {
-        const row = genStore.get(generationKey({ checkpointHash: ck.hash, exampleId: record.id, sample, settingsHash: genSettingsHash }));
+        const row = genStore.get(generationKey({ checkpointHash: ck.hash, epoch: ck.epoch, exampleId: record.id, sample, settingsHash: genSettingsHash }));
         if (!row) throw new Error(`internal: no generation for checkpoint epoch ${ck.epoch}, example ${record.id}, sample ${sample}`);
         generations.push(row);
       }

@@ -11,7 +11,7 @@ import { validateModelConfig, countParams } from '../model/config.ts';
 import type { NamedWeights } from '../model/weights.ts';
 import { initWeights, toParams, fromParams, disposeParams, maskedNll, type Params } from '../model/gpt.ts';
 import { createAdamWState, adamwStep, serializeAdamW, restoreAdamW, disposeAdamW, type AdamWState } from './adamw.ts';
-import { writeCheckpoint, loadCheckpoint, listCheckpoints, verifyCheckpoint, epochDirName, type CheckpointManifest } from './checkpoint.ts';
+import { writeCheckpoint, loadCheckpoint, listCheckpoints, verifyCheckpoint, epochDirName, type CheckpointManifest } from '../checkpoint/index.ts';
 import { initBackend } from './backend.ts';
 import type { TrainConfig } from './config.ts';
 import { deriveSeed, mulberry32, shuffleInPlace } from '../util/rng.ts';

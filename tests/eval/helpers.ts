@@ -6,7 +6,7 @@ import type { ModelConfig } from '../../src/model/config.ts';
 import { weightShapes, type NamedWeights } from '../../src/model/weights.ts';
 import { gaussian, mulberry32 } from '../../src/util/rng.ts';
 import { BpeTokenizer } from '../../src/data/tokenizer.ts';
-import { writeCheckpoint } from '../../src/train/checkpoint.ts';
+import { writeCheckpoint } from '../../src/checkpoint/index.ts';
 import type { ChatRecord } from '../../src/data/types.ts';
 
 /** Random weights with a realistic scale (LayerNorm gains near 1), so logits are not flat. */

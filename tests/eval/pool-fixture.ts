@@ -3,7 +3,7 @@
 import { promises as fs } from 'node:fs';
 import type { EvalConfig } from '../../src/eval/config.ts';
 import { defaultEvalConfig } from '../../src/eval/config.ts';
-import { listCheckpoints } from '../../src/train/checkpoint.ts';
+import { listCheckpoints } from '../../src/checkpoint/index.ts';
 import { makeRecords, writeCheckpoints } from './helpers.ts';
 
 export const fixtureConfig: EvalConfig = {

@@ -12,7 +12,7 @@ import { DecoderSession } from '../../src/eval/session.ts';
 import { generateIds } from '../../src/eval/generate.ts';
 import { encodePrompt } from '../../src/data/chat-format.ts';
 import { BpeTokenizer } from '../../src/data/tokenizer.ts';
-import { loadCheckpoint } from '../../src/train/checkpoint.ts';
+import { loadCheckpoint } from '../../src/checkpoint/index.ts';
 import { deriveSeed } from '../../src/util/rng.ts';
 import { evalFixture } from './pool-fixture.ts';
 import { tempDir } from './helpers.ts';

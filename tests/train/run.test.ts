@@ -7,7 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { runTraining, type TrainRunOptions } from '../../src/train/run.ts';
 import { defaultTrainConfig } from '../../src/train/config.ts';
-import { listCheckpoints, loadCheckpoint } from '../../src/train/checkpoint.ts';
+import { listCheckpoints, loadCheckpoint } from '../../src/checkpoint/index.ts';
 import { sha256File } from '../../src/util/hash.ts';
 
 process.env.LIMA_QUIET = '1';

@@ -1,13 +1,15 @@
-// One checkpoint per epoch: checkpoints/<run>/epoch-NN/ with weights, config.json,
-// tokenizer.json, any extra files (optimizer state for --resume) and manifest.json, which
-// holds the sha256 of every other file. The directory is built aside and renamed into place,
-// so a crash never leaves a half checkpoint; loading verifies every hash.
+// The native checkpoint format, one checkpoint per epoch: checkpoints/<run>/epoch-NN/ with
+// weights, config.json, tokenizer.json, any extra files (optimizer state for --resume) and
+// manifest.json, which holds the sha256 of every other file and the content hash of the
+// weights (hash.ts). The directory is built aside and renamed into place, so a crash never
+// leaves a half checkpoint; loading verifies every hash.
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { writeDirAtomic, cleanStaleTemps } from '../util/atomic.ts';
 import { sha256File } from '../util/hash.ts';
 import { saveWeights, loadWeights, checkWeights, type NamedWeights } from '../model/weights.ts';
 import { validateModelConfig, type ModelConfig } from '../model/config.ts';
+import { tokenizerHash, weightsHash } from './hash.ts';
 
 export interface CheckpointManifest {
   epoch: number;
@@ -18,6 +20,11 @@ export interface CheckpointManifest {
   backend: string;
   /** sha256 of every file in the checkpoint but the manifest itself. */
   files: Record<string, string>;
+  /**
+   * weightsHash(config, weights) (hash.ts): the checkpoint's content identity. Absent in
+   * checkpoints written before it existed; loading computes it for those.
+   */
+  weightsHash?: string;
   time: string;
   /** Anything else the trainer records (tokens/s, trimmed count, lr, ...). */
   extra?: Record<string, unknown>;
@@ -38,8 +45,16 @@ export interface LoadedCheckpoint {
   model: ModelConfig;
   weights: NamedWeights;
   tokenizer: unknown;
-  /** sha256 of manifest.json: identifies this exact checkpoint (for result caching). */
+  /**
+   * Content hash of the model config and weights, weightsHash() in hash.ts (64 hex chars):
+   * the same for the same weights whenever, wherever and in whatever layout they were written,
+   * so results keyed by it survive a rewrite of identical weights. It does not cover the
+   * tokenizer (see tokenizerHash), the epoch or the training metadata. Verified against the
+   * manifest's weightsHash on load; computed from the weights for older checkpoints without it.
+   */
   hash: string;
+  /** Content hash of tokenizer.json (tokenizerHash in hash.ts): the tokenizer's identity. */
+  tokenizerHash: string;
 }
 
 export function epochDirName(epoch: number): string {
@@ -49,7 +64,7 @@ export function epochDirName(epoch: number): string {
 export async function writeCheckpoint(
   runDir: string,
   content: CheckpointContent,
-  meta: Omit<CheckpointManifest, 'files' | 'time'>,
+  meta: Omit<CheckpointManifest, 'files' | 'time' | 'weightsHash'>,
 ): Promise<string> {
   const target = path.join(runDir, epochDirName(meta.epoch));
   await writeDirAtomic(target, async (tmp) => {
@@ -61,7 +76,7 @@ export async function writeCheckpoint(
     }
     const files: Record<string, string> = {};
     for (const name of (await fs.readdir(tmp)).sort()) files[name] = await sha256File(path.join(tmp, name));
-    const manifest: CheckpointManifest = { ...meta, files, time: new Date().toISOString() };
+    const manifest: CheckpointManifest = { ...meta, files, weightsHash: weightsHash(content.model, content.weights), time: new Date().toISOString() };
     await fs.writeFile(path.join(tmp, 'manifest.json'), JSON.stringify(manifest, null, 2) + '\n');
   });
   return target;
@@ -90,6 +105,11 @@ export async function verifyCheckpoint(dir: string): Promise<CheckpointManifest>
   return manifest;
 }
 
+/**
+ * Loads and verifies a checkpoint: every file's sha256, the config, the weights' names and
+ * shapes, and the weights' content hash against the manifest's (when it has one). Throws a
+ * message naming the checkpoint dir and the file or hash that failed.
+ */
 export async function loadCheckpoint(dir: string): Promise<LoadedCheckpoint> {
   const manifest = await verifyCheckpoint(dir);
   const model = JSON.parse(await fs.readFile(path.join(dir, 'config.json'), 'utf8')) as ModelConfig;
@@ -97,8 +117,11 @@ export async function loadCheckpoint(dir: string): Promise<LoadedCheckpoint> {
   const weights = await loadWeights(dir);
   checkWeights(weights, model);
   const tokenizer = JSON.parse(await fs.readFile(path.join(dir, 'tokenizer.json'), 'utf8')) as unknown;
-  const hash = await sha256File(path.join(dir, 'manifest.json'));
-  return { dir, manifest, model, weights, tokenizer, hash };
+  const hash = weightsHash(model, weights);
+  if (manifest.weightsHash !== undefined && manifest.weightsHash !== hash) {
+    throw new Error(`checkpoint ${dir} is corrupted: the weights' content hash is ${hash.slice(0, 12)}..., manifest.json says ${String(manifest.weightsHash).slice(0, 12)}...`);
+  }
+  return { dir, manifest, model, weights, tokenizer, hash, tokenizerHash: tokenizerHash(tokenizer) };
 }
 
 /** Complete checkpoints of a run (those with a manifest), sorted by epoch. Stale temp dirs are removed. */
