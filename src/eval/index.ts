@@ -205,7 +205,10 @@ export async function runEvaluation(opts: EvaluationOptions): Promise<Evaluation
   const encodedPrompts = new Map<string, number[][]>();
   const pending: PendingTask[] = [];
   const pplSettings = new Map<string, { settingsHash: string; fitted: Fitted }>();
-  const genSettingsHash = stableHash({ kind: 'generation', exporter: ONNX_EXPORTER_VERSION, seed: opts.seed, topP: gen.topP, temperature: gen.temperature, repetitionPenalty: gen.repetitionPenalty, maxNewTokens: gen.maxNewTokens });
+  // The tokenizer is part of both settings hashes: the same weights read through another
+  // tokenizer (an imported model, say) score and generate differently.
+  const genSettingsOf = (tokenizerKey: string) =>
+    stableHash({ kind: 'generation', exporter: ONNX_EXPORTER_VERSION, seed: opts.seed, topP: gen.topP, temperature: gen.temperature, repetitionPenalty: gen.repetitionPenalty, maxNewTokens: gen.maxNewTokens, tokenizer: tokenizerKey });
   const injected = (ids: string[], attempt: number): boolean =>
     opts.faultInjection !== undefined && ids.includes(opts.faultInjection.exampleId) && attempt < opts.faultInjection.failAttempts;
 
@@ -218,7 +221,8 @@ export async function runEvaluation(opts: EvaluationOptions): Promise<Evaluation
       throw new Error(`eval.stride: ${(err as Error).message} (eval.maxLength ${config.maxLength}, model context ${ck.model.context})`);
     }
     // The fitting settings are part of the results' identity: changing them recomputes.
-    const settingsHash = stableHash({ kind: 'perplexity', exporter: ONNX_EXPORTER_VERSION, fit: HELDOUT_FIT_VERSION, window, stride, batchTokens: config.batchTokens });
+    const settingsHash = stableHash({ kind: 'perplexity', exporter: ONNX_EXPORTER_VERSION, fit: HELDOUT_FIT_VERSION, window, stride, batchTokens: config.batchTokens, tokenizer: ck.tokenizerKey });
+    const genSettingsHash = genSettingsOf(ck.tokenizerKey);
     const fitKey = `${ck.tokenizerKey}|${window}|${stride}`;
     let fitted = fittedHeldout.get(fitKey);
     if (!fitted) {
@@ -397,7 +401,7 @@ export async function runEvaluation(opts: EvaluationOptions): Promise<Evaluation
     perCheckpoint.push({ epoch: ck.epoch, checkpointHash: ck.hash, perplexity: summary.perplexity, bitsPerByte: summary.bitsPerByte, tokens: summary.tokens });
     for (const record of opts.dev) {
       for (let sample = 0; sample < gen.samples; sample++) {
-        const row = genStore.get(generationKey({ checkpointHash: ck.hash, epoch: ck.epoch, exampleId: record.id, sample, settingsHash: genSettingsHash }));
+        const row = genStore.get(generationKey({ checkpointHash: ck.hash, epoch: ck.epoch, exampleId: record.id, sample, settingsHash: genSettingsOf(ck.tokenizerKey) }));
         if (!row) throw new Error(`internal: no generation for checkpoint epoch ${ck.epoch}, example ${record.id}, sample ${sample}`);
         generations.push(row);
       }
