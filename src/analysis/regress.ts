@@ -152,6 +152,8 @@ export function createBaseline(metrics: Metrics): Baseline {
   });
   for (const name of ['pearson', 'spearman', 'kendall'] as const) put(`correlation.${name}.r`, metrics.correlation[name].r, 0.15);
   put('selection.qualityLostByPerplexity.mean', metrics.selection.qualityLostByPerplexity.mean, 0.5);
+  // Every held-out answer token scored exactly once: anything else is a scoring bug.
+  if (metrics.heldoutCoverage) put('heldoutCoverage.coverage', metrics.heldoutCoverage.coverage, 0);
   return out;
 }
 
