@@ -1,6 +1,7 @@
 // The analysis stage's contract: what the pipeline hands in (AnalysisInput, DrilldownExample)
 // and what comes out (Metrics, serialised verbatim as metrics.json; CI and other tools read
 // its keys, so they are fixed).
+import type { HeldoutFit } from '../eval/heldout.ts';
 
 export interface AnalysisInput {
   epochs: Array<{ epoch: number; trainLoss: number }>;
@@ -46,23 +47,8 @@ export interface DrilldownExample {
   generations: Array<{ epoch: number; sample: number; response: string; score: number | null; invalidReason?: string }>;
 }
 
-export interface HeldoutCoverageFigures {
-  examples: number;
-  /** Answer tokens in the held-out set (whole conversations). */
-  answerTokens: number;
-  /** Answer tokens scored; each is scored exactly once. */
-  scoredTokens: number;
-  /** scoredTokens / answerTokens. */
-  coverage: number;
-  /** Examples whose prompt was cut from the left to fit the window. */
-  promptCut: number;
-  /** Examples whose answer was scored in more than one window. */
-  multiWindow: number;
-  windows: number;
-  /** Scoring window and stride, tokens. */
-  window: number;
-  stride: number;
-}
+/** How the held-out set fitted the scoring window (defined by the evaluation stage). */
+export type HeldoutCoverageFigures = HeldoutFit;
 
 /** A figure that may be undefined (no data, constant vector): null in JSON, never NaN. */
 export type Num = number | null;

@@ -107,6 +107,14 @@ export interface HeldoutCoverage {
   windows: number;
 }
 
+/** Coverage with the window and stride it was measured at (metrics.json's `heldoutCoverage`). */
+export type HeldoutFit = HeldoutCoverage & {
+  /** Scoring window, tokens. */
+  window: number;
+  /** Answer tokens newly scored per window. */
+  stride: number;
+};
+
 /** Totals over fitted examples (the coverage reported in metrics.json). */
 export function heldoutCoverage(fitted: readonly FittedExample[]): HeldoutCoverage {
   let answerTokens = 0;

@@ -18,7 +18,7 @@ import { deriveSeed } from '../util/rng.ts';
 import { createProgress } from '../util/progress.ts';
 import type { EvalConfig } from './config.ts';
 import { planBatches, summarizeScores, type ScoringExample } from './scoring.ts';
-import { fitHeldout, heldoutCoverage, HELDOUT_FIT_VERSION, strideTokens, windowExamples, type HeldoutCoverage } from './heldout.ts';
+import { fitHeldout, heldoutCoverage, HELDOUT_FIT_VERSION, strideTokens, windowExamples, type HeldoutFit } from './heldout.ts';
 import { fitPrompt } from './generate.ts';
 import { JsonlStore } from './results.ts';
 import type { EvalTask, EvalTaskResult, GenerationTask, PerplexityTask } from './tasks.ts';
@@ -93,7 +93,7 @@ export interface EvaluationResult {
   generations: GenerationResult[];
   perCheckpoint: CheckpointPerplexity[];
   /** How the held-out set fitted the scoring window (the first checkpoint's tokenizer). */
-  heldoutCoverage: HeldoutCoverage & { window: number; stride: number };
+  heldoutCoverage: HeldoutFit;
   seconds: number;
   /** Results computed by this call (the rest came from earlier runs' files). */
   computed: { perplexity: number; generations: number };
@@ -200,7 +200,7 @@ export async function runEvaluation(opts: EvaluationOptions): Promise<Evaluation
   const genStore = await JsonlStore.open<GenerationResult>(path.join(outDir, 'generations.jsonl'), generationKey);
 
   // 2. Tokenise once per distinct tokenizer, then build every pending task.
-  type Fitted = { examples: Array<ScoringExample & { exampleId: string; window: number }>; coverage: HeldoutCoverage & { window: number; stride: number } };
+  type Fitted = { examples: Array<ScoringExample & { exampleId: string; window: number }>; coverage: HeldoutFit };
   const fittedHeldout = new Map<string, Fitted>();
   const encodedPrompts = new Map<string, number[][]>();
   const pending: PendingTask[] = [];
