@@ -97,6 +97,11 @@ export function validateExperimentConfig(raw: unknown, where: string): Experimen
     { ...defaultEvalConfig, ...evalRaw, generation: { ...defaultEvalConfig.generation, ...expectObject(evalRaw.generation ?? {}, `${where}: eval.generation`) } },
     `${where}: eval`,
   );
+  // The scoring window is the smaller of eval.maxLength and the model's context.
+  const scoringWindow = Math.min(evalConfig.maxLength, model.context);
+  if (evalConfig.stride !== 'disjoint' && evalConfig.stride > scoringWindow - 1) {
+    throw new ConfigError(`${where}: eval.stride (${evalConfig.stride}) must be at most ${scoringWindow - 1}: the scoring window is ${scoringWindow} tokens (the smaller of eval.maxLength and model.context)`);
+  }
   const judge = validateJudgeConfig(obj.judge ?? defaultJudgeConfig, `${where}: judge`);
   const data = validateDataConfig(obj.data, `${where}: data`);
 

@@ -2,15 +2,19 @@
 // do: every answer token is scored exactly once, the prompt is cut from the left (its end and the
 // assistant marker are kept), and an answer longer than the window is scored in rolling windows.
 //
-// Window rule (one rule for every window): the next window scores the answer tokens from `p` (the
-// first one not yet scored) up to `end = min(N, max(p + stride, L))` and reads the L tokens before
-// `end` (all of them from position 0 when end <= L). So every scored token sees at least
-// L - stride tokens of context, or everything before it.
-// - stride = L - 1 ("disjoint", the default) is lm-evaluation-harness's loglikelihood_rolling:
-//   windows score disjoint spans and each reads only the previous window's last token before its
-//   own span (in a graph that predicts token t from tokens < t, L inputs score L - 1 tokens).
-// - a smaller stride is Hugging Face's strided sliding window ("Perplexity of fixed-length
-//   models"): more context per token, about L / stride times the cost.
+// Window rule: a window scores the answer tokens from `p` (the first one not yet scored) up to
+// `end = min(N, max(L, p + span))` and reads the L tokens before `end` (from position 0 when
+// end <= L).
+// - Within an answer, span = stride, so every scored token sees at least L - stride tokens of
+//   context, or everything before it. stride = L - 1 ("disjoint", the default) is
+//   lm-evaluation-harness's loglikelihood_rolling: spans are disjoint and each window reads only
+//   the previous window's last token before its own span (in a graph that predicts token t from
+//   tokens < t, L inputs score L - 1 tokens). A smaller stride is Hugging Face's strided sliding
+//   window ("Perplexity of fixed-length models"): more context, about L / stride times the cost.
+// - Where an answer starts (after its prompt, or after a later user turn), the window keeps at
+//   least max(L - stride, L / 2) tokens of what comes before it (all of it when shorter), so the
+//   first answer tokens are always scored given the end of their question, never given only the
+//   assistant marker.
 // Training keeps its own trimming (encodeChat with maxLength keeps the start).
 import type { Turn } from '../data/types.ts';
 import type { BpeTokenizer } from '../data/tokenizer.ts';
@@ -21,7 +25,7 @@ import type { ScoringExample } from './scoring.ts';
 export type Stride = 'disjoint' | number;
 
 /** Bumped when the window rule changes, so stored results made under the old rule are recomputed. */
-export const HELDOUT_FIT_VERSION = 1;
+export const HELDOUT_FIT_VERSION = 2;
 
 export interface HeldoutWindow {
   /** 0-based window index within its example. */
@@ -69,12 +73,16 @@ export function fitHeldout(tok: BpeTokenizer, turns: Turn[], length: number, str
   for (let t = 1; t < n; t++) if (full.lossMask[t] === 1) targets.push(t);
   if (targets.length === 0) throw new Error('no answer tokens to score (the conversation has no assistant turn)');
 
+  // Context kept before the start of an answer: L - stride, and at least half the window.
+  const answerContext = Math.max(length - step, Math.floor(length / 2));
   const windows: HeldoutWindow[] = [];
   let k = 0; // next target (index into targets) to score
   let firstStart = 0;
   while (k < targets.length) {
     const p = targets[k]!;
-    const end = Math.min(n, Math.max(p + step, length));
+    const startsAnswer = full.lossMask[p - 1] !== 1;
+    const span = startsAnswer ? length - Math.min(p, answerContext) : step;
+    const end = Math.min(n, Math.max(p + span, length));
     const start = Math.max(0, end - length);
     if (windows.length === 0) firstStart = start;
     const ids = full.ids.slice(start, end);

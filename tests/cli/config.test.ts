@@ -53,6 +53,10 @@ test('unknown keys and wrong types are errors that name the key', () => {
     [(c) => (c.analysis = { level: 0.9 }), /cfg\.json: analysis\.level: unknown key \(allowed: window, bootstrap, confidence, alpha, maxUndefinedShare\)/],
     [(c) => (c.judge = { kind: 'llm', baseUrl: 'http://x', model: 'm', apiKey: 'sk-secret' }), /apiKey/],
     [(c) => (c.name = 'a/b'), /name must use only letters/],
+    [(c) => (c.eval = { maxLength: 64, stride: 64 }), /eval\.stride \("disjoint" or a number of tokens\): must be <= 63, got 64/],
+    [(c) => (c.eval = { stride: 'half' }), /eval\.stride \("disjoint" or a number of tokens\): expected a number, got the string "half"/],
+    // The window is the smaller of eval.maxLength and the model's context (32 here).
+    [(c) => (c.eval = { maxLength: 256, stride: 40 }), /eval\.stride \(40\) must be at most 31: the scoring window is 32 tokens/],
   ];
   for (const [mutate, expected] of cases) {
     const config = base() as Record<string, any>;

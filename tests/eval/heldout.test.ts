@@ -87,6 +87,24 @@ test('an answer longer than the window is scored in rolling windows, each answer
   // Disjoint windows: each later window reads only the previous window's last token before its span.
   const disjoint = fitHeldout(tok, turns, L, 'disjoint');
   for (const w of disjoint.windows.slice(1, -1)) assert.equal(w.lossMask.indexOf(1), 1);
+  // The answer's first token is scored given at least half the window of what precedes it.
+  assert.ok(disjoint.windows[0]!.lossMask.indexOf(1) >= L / 2);
+});
+
+test('a long question before a long answer: the first window keeps half the window of the question end', () => {
+  const turns = chat(words(120, 2), words(150, 4));
+  const L = 32;
+  const full = encodeChat(tok, turns);
+  const firstAnswer = full.lossMask.indexOf(1);
+  for (const [stride, kept] of [['disjoint', 16], [24, 16], [8, 24]] as const) {
+    const fitted = fitHeldout(tok, turns, L, stride);
+    const w = fitted.windows[0]!;
+    assert.equal(w.start + w.ids.length - L, w.start, 'a full window');
+    assert.equal(firstAnswer - w.start, kept, `stride ${stride}: ${kept} tokens before the first answer token`);
+    assert.equal(w.ids[firstAnswer - w.start - 1], tok.special.assistant);
+    assert.equal(fitted.promptCut, true);
+    assert.deepEqual([...scoredPositions(turns, fitted)].sort((a, b) => a - b), answerPositions(turns));
+  }
 });
 
 test('multi-turn conversations: every assistant turn scored once, user turns never', () => {
@@ -96,9 +114,14 @@ test('multi-turn conversations: every assistant turn scored once, user turns nev
     { role: 'user', content: words(50, 3) },
     { role: 'assistant', content: words(20, 4) },
   ];
+  const full = encodeChat(tok, turns);
+  const secondAnswer = answerPositions(turns).find((t) => full.lossMask[t - 1] !== 1 && t > full.lossMask.indexOf(1))!;
   for (const stride of ['disjoint', 5] as const) {
     const fitted = fitHeldout(tok, turns, 20, stride);
     assert.deepEqual([...scoredPositions(turns, fitted)].sort((a, b) => a - b), answerPositions(turns));
+    // The second answer's first token is scored given the end of the second question.
+    const w = fitted.windows.find((x) => x.start <= secondAnswer && secondAnswer < x.start + x.ids.length && x.lossMask[secondAnswer - x.start] === 1)!;
+    assert.ok(secondAnswer - w.start >= 10, `stride ${stride}: ${secondAnswer - w.start} tokens of context`);
   }
 });
 
@@ -125,10 +148,9 @@ test('coverage totals: answer tokens scored over answer tokens, cut prompts, mul
   assert.equal(cov.answerTokens, a.answerTokens + b.answerTokens + c.answerTokens);
   assert.equal(cov.scoredTokens, cov.answerTokens);
   assert.equal(cov.coverage, 1);
-  // b's long prompt is cut; so is c's: a first window full of answer keeps only the assistant marker.
-  assert.equal(cov.promptCut, 2);
-  assert.equal(c.windows[0]!.lossMask.indexOf(1), 1);
-  assert.equal(c.windows[0]!.ids[0], tok.special.assistant);
+  // b's long prompt is cut; c's short one is read whole before its long answer.
+  assert.equal(cov.promptCut, 1);
+  assert.equal(c.windows[0]!.start, 0);
   assert.equal(cov.multiWindow, 1);
   assert.equal(cov.windows, 1 + 1 + c.windows.length);
 });
