@@ -21,12 +21,12 @@ export const INVALID_REASONS: Record<InvalidReason, string> = {
   truncated: 'the reply was cut off by the token limit (finish_reason "length") before it finished',
   refusal: 'the judge declined to grade (provider refusal or content filter, or an apology / "I cannot grade" with no choice stated)',
   ambiguous: 'the reply states two or more different choices (e.g. "Score: 4" and a last line "5", or "4 or 5")',
-  'out-of-range': 'the reply states a value that is not one of the choices 1-6 (e.g. 0, 7, 4.5, 8/10)',
+  'out-of-range': 'the reply states a value that is not one of the choices 1-6 (e.g. 0, 7, 4.5, 8/10), or gives it on another scale (e.g. "5 (out of 5)")',
   'no-choice': 'the reply states no choice; numbers in it are counts, steps or the scale, not a choice',
 };
 
 /** How a statement was found (for the detail text and tests). */
-export type StatementForm = 'line' | 'lead' | 'brackets' | 'result' | 'tag' | 'label' | 'ratio' | 'verb' | 'prose-label' | 'copula';
+export type StatementForm = 'line' | 'lead' | 'brackets' | 'result' | 'tag' | 'label' | 'ratio' | 'verb' | 'prose-label' | 'copula' | 'revision';
 
 /** One statement of a choice found in a reply. `value` is null when it is not a choice 1..6. */
 export interface ChoiceStatement {
@@ -79,11 +79,12 @@ const VALUE_W = valuePattern(true);
 // those of WEAK_LABEL also head prose ("Evaluation: 3 points are covered"), so their value has
 // to pass the prose test (see FOLLOWERS).
 const LABEL_PREFIX = String.raw`(?<![\p{L}\p{N}])(?:(?:final|overall|total|my|the|helpfulness|llm|judge)[ \t_-]{1,3}){0,3}`;
-const STRONG_LABEL = String.raw`${LABEL_PREFIX}(?:score|rating|grade|choice|verdict|helpfulness)s?`;
-const WEAK_LABEL = String.raw`${LABEL_PREFIX}(?:answer|result|evaluation|judge?ment|assessment|overall)s?`;
+// "Final: 4" is a grade too (a revised choice ends with it); "As it stands: 4" heads prose as well.
+const STRONG_LABEL = String.raw`(?:${LABEL_PREFIX}(?:score|rating|grade|choice|verdict|helpfulness)s?|(?<![\p{L}\p{N}])final)`;
+const WEAK_LABEL = String.raw`(?:${LABEL_PREFIX}(?:answer|result|evaluation|judge?ment|assessment|overall)s?|(?<![\p{L}\p{N}])as[ \t]+it[ \t]+stands)`;
 /** What may stand between a label and its value: a scale note "(1-6)", "out of 6", then the separator. */
 function labelSep(optional: boolean): string {
-  const scale = String.raw`(?:[ \t]*[(\[][^()\[\]\n]{0,40}[)\]]|[ \t]+(?:on|from|out[ \t]+of|in)[ \t]+[^:=\n]{1,30}?)?`;
+  const scale = String.raw`(?<scale>[ \t]*[(\[][^()\[\]\n]{0,40}[)\]]|[ \t]+(?:on|from|out[ \t]+of|in)[ \t]+[^:=\n]{1,30}?)?`;
   return String.raw`["'’]?[*_]{0,3}${scale}[*_]{0,3}[ \t]{0,3}(?:[:=：|]|[ \t][-–—][ \t])${optional ? '?' : ''}[ \t*_]{0,6}`;
 }
 
@@ -124,8 +125,33 @@ const GAP_STOP = 'scale|range|between|from|than|above|below|instead|rather|excep
 const GAP = String.raw`(?<gap>(?:[ \t]+(?:${SCALE_NOTE}|(?!(?:${GAP_STOP})\b)[\p{L}'’]+,?)){0,6}?)`;
 const NEGATION = /\b(?:not|never)\b|n['’]t\b|\bcannot\b/i;
 const MERELY_POSSIBLE = /\b(?:could|might|may)\b/i;
-// A statement followed by a condition is hypothetical: "I would give it a 5 if it had headings".
-const HYPOTHETICAL = /^[ \t]*,?[ \t]*(?:if|unless|provided|assuming|were|had)\b/i;
+// A statement followed by a condition is hypothetical or partial, not the choice: "I would give
+// it a 5 if it had headings", "... a 5 with more examples", "... a 6 for accuracy", "... a 5 at
+// first". The criteria are aspects other than the one graded (helpfulness, overall); "for its
+// clarity" gives a reason, so it is not a condition.
+const CRITERION = 'accuracy|correctness|clarity|relevance|completeness|detail|depth|style|structure|organi[sz]ation|format|formatting|fluency|grammar|tone|coherence|conciseness|brevity|creativity|factuality|readability|presentation|content|length|safety|harmlessness|honesty|originality|precision|thoroughness|insight|language|writing|effort';
+const HYPOTHETICAL = new RegExp(
+  String.raw`^[ \t]*,?[ \t]*(?:(?:if|unless|provided|assuming|were|had|initially|originally)\b|at[ \t]+first\b|with[ \t]+(?:more|better|fewer|less|additional|further|extra|some|a[ \t]+few|improved|added)\b|for[ \t]+(?:${CRITERION})\b)`,
+  'i',
+);
+// The same, written before the statement in its clause: "Initially I would give it a 5",
+// "For clarity alone I would give it a 6". The clause starts after the last sentence end or "but".
+const CONDITION_BEFORE = new RegExp(String.raw`(?:\b(?:initially|originally|at[ \t]+first)\b|\bfor[ \t]+(?:${CRITERION})\b)(?![^]*(?:[.!?;\n]|\b(?:but|however)\b))`, 'i');
+// A scale written after the value: "5 (out of 5)", "3 stars out of 5", "**4**/5", "4 on a scale
+// from 1 to 5", "4 (1-5 scale)", "4 on a 10-point scale". Only scale words may stand between
+// (a count later in the sentence, "4 - it covers 2 out of 5 steps", is not a scale). Group m is
+// the scale's maximum; another maximum than 6 makes the statement off-scale.
+const TRAILING_SCALE = new RegExp(
+  String.raw`^[ \t]*[(\[,]?[ \t]*(?:(?:on|in|using|a|an|the|stars?|points?|pts)[ \t]+){0,4}(?:(?:out[ \t]+of|\/)[ \t]*(?<m>\d+)|(?:scale|range)[ \t]+(?:of|from)[ \t]+[01][ \t]*(?:-|–|to)[ \t]*(?<m2>\d+)|[01][ \t]*(?:-|–|to)[ \t]*(?<m3>\d+)(?=[ \t]*(?:[)\]]|scale|range|point))|(?<m4>\d+)[ \t]*-?[ \t]*(?:point|pt|star)s?[ \t]+(?:scale|range|system)\b)(?![\p{N}])`,
+  'iu',
+);
+// A scale inside a label's scale note: "Rating (out of 10): 4", "Score (1-10): 4".
+const NOTE_SCALE = /(?:out[ \t]+of|\/)[ \t]*(\d+)|(?<![\d.])[01][ \t]*(?:-|–|to)[ \t]*(\d+)|(\d+)[ \t]*-?[ \t]*point/i;
+// A scale named before the statement in its clause: "On a 1-10 scale, I'd give it a 4". Scale
+// words are required ("2 out of 5 steps, so I'd give it a 4" names no scale).
+const SCALE_BEFORE = new RegExp(String.raw`(?:(?:scale|range)[ \t]+(?:of|from)[ \t]+[01][ \t]*(?:-|–|to)[ \t]*(\d+)|(?<![\d.])[01][ \t]*(?:-|–|to)[ \t]*(\d+)[ \t-]*(?:point[ \t]+)?(?:scale|range)|(\d+)[ \t]*-?[ \t]*point[ \t]+(?:scale|range))(?![^]*(?:[.!?;\n]|\b(?:but|however)\b))`, 'i');
+// A revision right after a statement: "Score: 3 → after reconsidering, 4", "Rating: 5 -> 4".
+const REVISION = new RegExp(String.raw`^[ \t]*(?:→|->|=>|⇒|⟶)[ \t]*(?:[\p{L}'’]+,?[ \t]+){0,4}?${VALUE_W}`, 'iu');
 
 const REFUSAL = new RegExp(
   [
@@ -172,7 +198,7 @@ const PATTERNS: Pattern[] = [
   {
     form: 'prose-label',
     re: new RegExp(
-      String.raw`(?<![\p{L}])(?:(?:my|the|its|this|our)[ \t]+(?:[\p{L}-]+[ \t]+){0,2}?(?:score|rating|grade|choice|verdict|evaluation|assessment|judge?ment)|(?:my[ \t]+(?:final[ \t]+)?|the[ \t]+final[ \t]+)answer)[ \t]+(?<aux>(?:(?:is|would|will|should|must|be|remains|then|therefore|thus|hence|here|clearly|definitely|not|never)[ \t]+){1,6})(?::[ \t]*)?${VALUE}`,
+      String.raw`(?<![\p{L}])(?:(?:my|the|its|this|our)[ \t]+(?:[\p{L}-]+[ \t]+){0,2}?(?:score|rating|grade|choice|verdict|evaluation|assessment|judge?ment)|(?:my[ \t]+(?:final[ \t]+)?|the[ \t]+final[ \t]+)answer)[ \t]+(?<aux>(?:(?:is|would|will|should|must|be|remains|then|therefore|thus|hence|here|clearly|definitely|not|never):?[ \t]+){1,6})(?::[ \t]*)?${VALUE}`,
       'giu',
     ),
     prose: true,
@@ -195,7 +221,7 @@ const PATTERNS: Pattern[] = [
 // A line that is nothing but a choice: "5", "**5**", "Choice: 5", "### Score 4", "- 5/6",
 // "5 - Very helpful", "**4 (Helpful)**".
 const LINE = new RegExp(
-  String.raw`^[ \t>#*_•-]{0,12}(?:(?:${STRONG_LABEL}|${WEAK_LABEL})${labelSep(true)})?${VALUE_W}(?:[ \t]*(?:[-–—:][ \t]*)?[("“]?(?<level>${LEVEL_NAME})[)"”]?)?[ \t*_"'\x60“”‘’)\].:!]{0,12}$`,
+  String.raw`^[ \t>#*_•-]{0,12}(?:(?<lab>${STRONG_LABEL}|${WEAK_LABEL})${labelSep(true)})?${VALUE_W}(?:[ \t]*(?:[-–—:][ \t]*)?[("“]?(?<level>${LEVEL_NAME})[)"”]?)?[ \t*_"'\x60“”‘’)\].:!]{0,12}$`,
   'iu',
 );
 // The first line of a reply that opens with its choice and goes on to explain it:
@@ -248,7 +274,56 @@ function followerAllows(rest: string, prose: boolean): boolean {
   return true;
 }
 
-/** Every statement of a choice in `text`, in the order found (forms first, then lines). */
+/** The maximum of a scale written right after a statement ("(out of 5)" -> 5), else null. */
+function trailingScale(rest: string): { max: number; text: string } | null {
+  const m = TRAILING_SCALE.exec(rest.slice(0, 64));
+  if (!m) return null;
+  const g = m.groups!;
+  return { max: Number(g.m ?? g.m2 ?? g.m3 ?? g.m4), text: m[0] };
+}
+
+/** The maximum of a scale named in a label's scale note ("(out of 10)" -> 10), else null. */
+function noteScale(note: string | undefined): number | null {
+  const m = note ? NOTE_SCALE.exec(note) : null;
+  return m ? Number(m[1] ?? m[2] ?? m[3]) : null;
+}
+
+/** Statements stated on another scale than 1..6 are off-scale: value null, the scale in the text. */
+function offScale(statements: ChoiceStatement[], max: number | null, excerpt: string): ChoiceStatement[] {
+  if (max === null || max === 6) return statements;
+  return statements.map((s) => ({ ...s, value: null, text: s.text.includes('/') ? s.text : `${s.text}/${max}`, excerpt: excerptOf(excerpt) }));
+}
+
+/**
+ * The lines the line-by-line reading reads, as [index, trimmed line]: not lines inside a code
+ * fence or quoted with ">" (the judge quoting the submission), and not a list, i.e. a run of two
+ * or more adjacent lines that are each a bare number ("1\n2\n3": steps or items, not a choice).
+ */
+function choiceLines(lines: string[]): Array<[number, string]> {
+  const out: Array<[number, string]> = [];
+  let fenced = false;
+  for (let i = 0; i < lines.length; i++) {
+    const line = lines[i]!.trim();
+    if (/^(?:```|~~~)/.test(line)) {
+      fenced = !fenced;
+      continue;
+    }
+    if (fenced || line.startsWith('>')) continue;
+    out.push([i, line]);
+  }
+  const bare = (line: string | undefined): boolean => {
+    const m = line === undefined ? null : LINE.exec(line);
+    return m !== null && m.groups!.lab === undefined && m.groups!.level === undefined;
+  };
+  return out.filter(([i, line]) => !(bare(line) && (bare(lines[i - 1]?.trim()) || bare(lines[i + 1]?.trim()))));
+}
+
+/**
+ * Every statement of a choice in `text`, in the order found (forms first, then lines).
+ * A statement followed by a revision ("Score: 3 → after reconsidering, 4") is replaced by the
+ * revised value; one preceded in its clause by "initially" / "at first" / "for <criterion>" is
+ * dropped (see HYPOTHETICAL); one followed by another scale ("5 (out of 5)") is off-scale.
+ */
 export function choiceStatements(text: string): ChoiceStatement[] {
   const found: ChoiceStatement[] = [];
   for (const p of PATTERNS) {
@@ -258,22 +333,40 @@ export function choiceStatements(text: string): ChoiceStatement[] {
         p.re.lastIndex++;
         continue;
       }
-      const rest = text.slice(m.index + m[0].length);
+      let rest = text.slice(m.index + m[0].length);
       if (p.check && !p.check(m)) continue;
-      if (!followerAllows(rest, p.prose)) continue;
-      found.push(...statementsOf(m.groups ?? {}, p.form, m[0]));
+      if (CONDITION_BEFORE.test(text.slice(Math.max(0, m.index - 60), m.index))) continue;
+      let groups: Record<string, string | undefined> = m.groups ?? {};
+      let form: StatementForm = p.form;
+      let excerpt = m[0];
+      let prose = p.prose;
+      // Follow revisions (bounded: each one consumes text).
+      for (let r = REVISION.exec(rest.slice(0, 120)); r !== null; r = REVISION.exec(rest.slice(0, 120))) {
+        groups = r.groups ?? {};
+        form = 'revision';
+        excerpt = `${excerpt}${r[0]}`;
+        prose = true;
+        rest = rest.slice(r[0].length);
+      }
+      if (!followerAllows(rest, prose)) continue;
+      const stated = statementsOf(groups, form, excerpt);
+      const scale = trailingScale(rest);
+      const before = SCALE_BEFORE.exec(text.slice(Math.max(0, m.index - 60), m.index));
+      const max = scale?.max ?? (form === p.form ? noteScale(groups.scale ?? groups.gap) : null) ?? (before ? Number(before[1] ?? before[2] ?? before[3]) : null);
+      found.push(...offScale(stated, max, `${excerpt}${scale?.text ?? ''}`));
     }
   }
   const lines = text.split(/\r?\n/);
-  for (const line of lines) {
-    const m = LINE.exec(line.trim());
-    if (m) found.push(...statementsOf(m.groups ?? {}, 'line', line));
+  const readable = choiceLines(lines);
+  for (const [, line] of readable) {
+    const m = LINE.exec(line);
+    if (m) found.push(...offScale(statementsOf(m.groups ?? {}, 'line', line), noteScale(m.groups?.scale), line));
   }
-  const firstIndex = lines.findIndex((l) => l.trim().length > 0);
-  if (firstIndex >= 0 && !LINE.test(lines[firstIndex]!.trim())) {
-    const lead = LEAD.exec(lines[firstIndex]!.trim());
-    const isList = lines.some((l, i) => i !== firstIndex && LIST_ITEM.test(l));
-    if (lead && !isList) found.push(...statementsOf(lead.groups ?? {}, 'lead', lines[firstIndex]!));
+  const first = readable.find(([, l]) => l.length > 0);
+  if (first && !LINE.test(first[1])) {
+    const lead = LEAD.exec(first[1]);
+    const isList = lines.some((l, i) => i !== first[0] && LIST_ITEM.test(l));
+    if (lead && !isList) found.push(...statementsOf(lead.groups ?? {}, 'lead', lines[first[0]]!));
   }
   return found;
 }
@@ -301,7 +394,16 @@ export function choiceStatements(text: string): ChoiceStatement[] {
  * \"5\""), the scale ("1-6", "1 to 6", "on a 1 to 6 scale", "out of 6" with no number before it),
  * decimals and ratios in passing ("3.5", "10/10", "7 out of 10"). A ratio with another
  * denominator or a value outside 1..6 IS read where a label or verb states it ("Score: 8/10",
- * "I give it 7"): that reply is `out-of-range`, since the judge used another scale.
+ * "I give it 7"): that reply is `out-of-range`, since the judge used another scale. So is a value
+ * 1..6 given on another scale, written after it ("Score: 5 (out of 5)", "3 stars out of 5", "4 on
+ * a 10-point scale", "4 (1-5 scale)"), in a label's note ("Rating (out of 10): 4") or before it in
+ * its clause ("On a 1-10 scale, I'd give it a 4"); a scale of 6 there is accepted.
+ *
+ * Revised and partial choices: "Final: 4" is a label; a statement followed by an arrow and a new
+ * value ("Score: 3 → after reconsidering, 4") states the new value; one that is initial, for
+ * another criterion or conditional ("Initially I would give it a 5", "a 6 for accuracy", "a 5
+ * with more examples", "at first") is dropped. Lines inside a code fence or quoted with ">" and
+ * runs of two or more bare-number lines (a list: "1\n2\n3") are not read as a choice line.
  *
  * Order of the verdict: finish_reason "length" -> `truncated` (even if a choice was already
  * written: the judge did not finish); a provider refusal or content filter -> `refusal`; two or

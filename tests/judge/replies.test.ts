@@ -60,6 +60,50 @@ const ROWS: Row[] = [
   { name: 'word number in a label', reply: 'Final verdict: Six', expect: 6 },
   { name: 'a cautious reply that still states one choice is read', reply: 'I cannot verify every fact, but the response is well organised and relevant.\nScore: 5', expect: 5 },
 
+  // --- review of issue #12: a scale written after the value (off-scale unless it is 6) ---
+  { name: 'trailing scale: (out of 5)', reply: 'Score: 5 (out of 5)', expect: 'out-of-range' },
+  { name: 'trailing scale: on a scale from 1 to 5', reply: 'Score: 3 on a scale from 1 to 5', expect: 'out-of-range' },
+  { name: 'trailing scale: (1-5 scale) after a weak label', reply: 'Overall: 4 (1-5 scale)', expect: 'out-of-range' },
+  { name: 'trailing scale: (on a scale of 1-10)', reply: 'Score: 4 (on a scale of 1-10)', expect: 'out-of-range' },
+  { name: 'trailing scale: a 10-point scale after a verb', reply: "I'd give it 4 on a 10-point scale.", expect: 'out-of-range' },
+  { name: 'trailing scale: stars out of 5', reply: 'Rating: 3 stars out of 5', expect: 'out-of-range' },
+  { name: 'trailing scale: /5 after a bold value', reply: 'Score: **4**/5', expect: 'out-of-range' },
+  { name: 'leading scale note in a label: (out of 10)', reply: 'Rating (out of 10): 4', expect: 'out-of-range' },
+  { name: 'scale before the verb in its clause', reply: "On a 1-10 scale, I'd give it a 4.", expect: 'out-of-range' },
+  { name: 'scale note between the verb and the value', reply: 'I would rate it, on a scale of 1 to 10, a 4.', expect: 'out-of-range' },
+  { name: 'a count before the verb is not a scale', reply: "It covers 2 out of 5 steps, so I'd give it a 4.", expect: 4 },
+  { name: 'trailing scale of 6 is accepted: (out of 6)', reply: 'Score: 4 (out of 6)', expect: 4 },
+  { name: 'trailing scale of 6 is accepted: on a scale of 1 to 6', reply: 'Score: 4 on a scale of 1 to 6', expect: 4 },
+  { name: 'a count later in the sentence is not a scale', reply: 'Score: 4 - it covers 2 out of 5 steps', expect: 4 },
+  { name: 'a range of counts after the value is not a scale', reply: 'Score: 4, with 1-2 paragraphs missing', expect: 4 },
+  // --- review of issue #12: a revised or final choice ---
+  {
+    name: 'revised: initially 5, then "Final: 4"',
+    reply: 'Initially I would give it a 5, but on reflection the missing caveat matters. Final: 4',
+    expect: 4,
+  },
+  { name: 'revised: "at first" after the value', reply: "I'd give it a 5 at first glance, but the caveat is missing. Score: 4", expect: 4 },
+  { name: 'conditional: with more examples, then "As it stands: 4"', reply: "I'd give it a 5 with more examples. As it stands: 4", expect: 4 },
+  { name: 'revised with an arrow', reply: 'Score: 3 → after reconsidering, 4.', expect: 4 },
+  { name: 'revised with an ASCII arrow', reply: 'Rating: 5 -> 4', expect: 4 },
+  {
+    name: 'a choice for one criterion is not the choice',
+    reply: 'I would give it a 6 for accuracy, but for helpfulness overall it is closer to 4.',
+    expect: 'no-choice',
+  },
+  { name: 'a criterion named before the choice', reply: 'For clarity alone I would give it a 6. Overall score: 4', expect: 4 },
+  { name: 'a reason after "for its" is not a criterion condition', reply: 'I give it a 5 for its clear examples.', expect: 5 },
+  // --- review of issue #12: "is:" in a prose label ---
+  { name: 'prose label with a colon: My score is: 4.', reply: 'My score is: 4.', expect: 4 },
+  { name: 'prose label with a colon: My final score is: 4', reply: 'My final score is: 4', expect: 4 },
+  { name: 'prose label with a colon and bold: The final score is: **4**', reply: 'The final score is: **4**', expect: 4 },
+  // --- review of issue #12: quoted text, code and bare lists are not the judge's choice line ---
+  { name: 'a number alone in a code fence', reply: 'The code prints:\n```\n5\n```\nwhich is correct. Score: 4', expect: 4 },
+  { name: 'a number alone in a quote', reply: 'The response says:\n> 3\n\nIt explains the reason well. Score: 5', expect: 5 },
+  { name: 'a bare list of numbers after the score', reply: 'Score: 5\n\nThe steps are:\n1\n2\n3', expect: 5 },
+  { name: 'a single bare line after a score still contradicts it', reply: 'Score: 4\n\nThe steps are fine.\n5', expect: 'ambiguous' },
+  { name: 'a quoted line only is no choice', reply: 'The response says:\n> 3', expect: 'no-choice' },
+
   // --- invalid shapes ---
   { name: 'truncated even after a choice was written', reply: 'Score: 4\nExplanation: the response covers the definition and', meta: { finishReason: 'length' }, expect: 'truncated' },
   { name: 'hedge "4 or 5"', reply: "It's between levels; I'd give it a 4 or 5.", expect: 'ambiguous' },
@@ -115,4 +159,15 @@ test('the invalid detail names what was found', () => {
 test('reasoningOf drops a final choice line of any decorated form only', () => {
   assert.equal(reasoningOf('Relevant.\nDetailed.\n**Score: 5**\n'), 'Relevant.\nDetailed.');
   assert.equal(reasoningOf('Relevant, 3 items.\nIt lists 3 items'), 'Relevant, 3 items.\nIt lists 3 items');
+});
+
+test('long adversarial replies are read (the patterns stay linear on repeated fragments)', () => {
+  const n = 5000;
+  assert.equal(readChoice(`Score: 4 ${'→ '.repeat(n)}`).score, 4);
+  assert.equal(readChoice(`${'Initially for accuracy '.repeat(n)}Score: 4`).invalidReason, 'no-choice');
+  assert.equal(readChoice(`${'1\n'.repeat(n)}Score: 5`).score, 5);
+  assert.equal(readChoice(`${'```\n'.repeat(n + 1)}5\nScore: 5`).score, 5);
+  assert.equal(readChoice(`Score: 4 ${'on a '.repeat(n)}scale of 1 to 10`).score, 4);
+  assert.equal(readChoice(`I would give it ${'a '.repeat(n)}4 ${'(out of '.repeat(n)}`).invalidReason, 'no-choice');
+  assert.equal(readChoice(`${'Score: 3 -> '.repeat(n)}4`).invalidReason, 'ambiguous'); // 3s revised only by the last arrow
 });
