@@ -26,7 +26,7 @@ export async function evalFixture(runDir: string) {
     ...r,
     turns: [
       { role: 'user' as const, content: i === 0 ? Array(12).fill(r.turns[0]!.content).join(' ') : r.turns[0]!.content },
-      { role: 'assistant' as const, content: i === 0 ? r.turns[1]!.content : Array(8).fill(r.turns[1]!.content).join(' ') },
+      { role: 'assistant' as const, content: i === 0 ? 'light scatters in air.' : Array(8).fill(r.turns[1]!.content).join(' ') },
     ],
   }));
   return { checkpoints, heldout: [...makeRecords('held', 120, 1), ...long], dev: makeRecords('dev', 12, 2), config: fixtureConfig, seed: 1234 };

@@ -46,7 +46,7 @@ test('runEvaluation scores and generates for every checkpoint; a rerun computes 
   const cov = reference.heldoutCoverage;
   assert.equal(cov.scoredTokens, cov.answerTokens);
   assert.equal(cov.coverage, 1);
-  assert.ok(cov.promptCut >= 3 && cov.promptCut < cov.examples, `${cov.promptCut} prompts cut`);
+  assert.ok(cov.promptCut >= 1 && cov.promptCut < cov.examples, `${cov.promptCut} prompts cut (the long one at least)`);
   assert.ok(cov.multiWindow >= 2 && cov.windows > fixture.heldout.length);
   assert.equal(cov.window, 64);
   assert.equal(cov.stride, 63);
