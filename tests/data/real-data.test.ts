@@ -7,6 +7,9 @@ import path from 'node:path';
 import { readRecords } from '../../src/data/readers.ts';
 import { prepareData, readJsonl, validateDataConfig } from '../../src/data/prepare.ts';
 import type { ChatRecord } from '../../src/data/types.ts';
+import { BpeTokenizer } from '../../src/data/tokenizer.ts';
+import { encodeChat, trainingTexts } from '../../src/data/chat-format.ts';
+import { fitHeldout, heldoutCoverage } from '../../src/eval/heldout.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '..', '..');
 const SHARED = path.resolve(ROOT, '..', 'shared', 'data');
@@ -63,4 +66,17 @@ test('real study data config (experiments/lima-se.json): 1000 / 2000 / 50 with L
   // The known overlaps: skeptics' "Does hot water freeze faster than cold water?" and coffee's Robusta/Arabica question (LIMA kept its body).
   assert.ok(!questions.some((q) => q.startsWith('does hot water freeze faster than cold water')));
   assert.ok(!heldAndDev.some((r) => r.id === 'coffee:116'));
+
+  // Held-out coverage at the study's settings (BPE on LIMA, window 192): every answer token is
+  // scored; keeping each conversation's first 192 tokens (as before) scores none of many examples.
+  const tok = BpeTokenizer.train(trainingTexts(await readJsonl<ChatRecord>(prepared.train)), experiment.tokenizer.vocabSize);
+  const heldout = await readJsonl<ChatRecord>(prepared.heldout);
+  const window = Math.min(experiment.eval.maxLength, experiment.model.context);
+  const fitted = heldout.map((r) => fitHeldout(tok, r.turns, window, 'disjoint'));
+  const coverage = heldoutCoverage(fitted);
+  assert.equal(coverage.scoredTokens, coverage.answerTokens);
+  assert.ok(fitted.every((f) => f.scoredTokens > 0));
+  const unscoredBefore = heldout.filter((r) => encodeChat(tok, r.turns, window).lossMask.every((m) => m === 0)).length;
+  t.diagnostic(`held-out: ${coverage.answerTokens} answer tokens in ${coverage.windows} windows, ${coverage.promptCut} prompts cut, ${coverage.multiWindow} multi-window; the first ${window} tokens alone scored nothing of ${unscoredBefore}`);
+  assert.ok(unscoredBefore > 200, `${unscoredBefore} examples unscored by the old trimming`);
 });
