@@ -76,3 +76,14 @@ export async function workerCommand(argv: string[]): Promise<number> {
   await handle.close();
   return 0;
 }
+
+/** Entry point for `lima-harness worker ...` (bin/lima-harness.mjs routes it here directly). */
+export async function main(argv: string[]): Promise<number> {
+  try {
+    return await workerCommand(argv.slice(1));
+  } catch (err) {
+    if (process.env.LIMA_DEBUG === '1') console.error(err);
+    console.error(`lima-harness worker: error: ${err instanceof Error ? err.message : String(err)}`);
+    return (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS') || /--queue is required|unexpected argument/.test(String(err)) ? 2 : 1;
+  }
+}
