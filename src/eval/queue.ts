@@ -86,6 +86,8 @@ export interface QueueStats {
   jobsReused: number;
   /** Jobs enqueued again because Redis no longer had them. */
   jobsLost: number;
+  /** Pool tasks this run needed (those without a stored result), by kind. */
+  tasksByKind: { perplexity: number; generation: number };
 }
 
 export interface QueueConnection {
@@ -154,7 +156,8 @@ export async function runQueued(tasks: QueuedTask[], options: QueueOptions, hook
   const say = (message: string): void => {
     if (!hooks.quiet) process.stderr.write(`\n[eval queue] ${scrub(message, conn.secret)}\n`);
   };
-  const stats: QueueStats = { jobsAdded: 0, tasksAdded: 0, jobsReused: 0, jobsLost: 0 };
+  const stats: QueueStats = { jobsAdded: 0, tasksAdded: 0, jobsReused: 0, jobsLost: 0, tasksByKind: { perplexity: 0, generation: 0 } };
+  for (const t of tasks) stats.tasksByKind[t.task.kind]++;
 
   const jobs = new Map<string, TrackedJob>();
   for (const t of tasks) {
@@ -172,10 +175,27 @@ export async function runQueued(tasks: QueuedTask[], options: QueueOptions, hook
   };
   // Commands fail at once while Redis is down (no offline queue), so the study notices and
   // counts the time instead of piling commands up; the events connection blocks and must retry.
-  const queue = new Queue<QueueJobData, QueueJobResult>(name, { connection: { ...conn.options, enableOfflineQueue: false, maxRetriesPerRequest: 1 } });
-  const events = new QueueEvents(name, { connection: { ...conn.options, maxRetriesPerRequest: null } });
+  // Reconnect every 500 ms until the study ends; then stop, so closing never waits on a Redis that
+  // is gone (BullMQ's close() waits for the connection to be ready).
+  let closing = false;
+  const retryStrategy = (): number | null => (closing ? null : 500);
+  const queue = new Queue<QueueJobData, QueueJobResult>(name, { connection: { ...conn.options, enableOfflineQueue: false, maxRetriesPerRequest: 1, retryStrategy } });
+  const events = new QueueEvents(name, { connection: { ...conn.options, maxRetriesPerRequest: null, retryStrategy } });
   queue.on('error', noteError);
   events.on('error', noteError);
+
+  // BullMQ waits for the connection to come back before some commands; bound every round trip
+  // so a Redis that went away is counted as unreachable instead of hanging the study.
+  const commandMs = Math.min(10_000, Math.max(500, unreachableMs / 2));
+  const bounded = <T>(work: Promise<T>): Promise<T> => {
+    let timer: NodeJS.Timeout | undefined;
+    return Promise.race([
+      work,
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`Redis did not answer within ${commandMs} ms`)), commandMs);
+      }),
+    ]).finally(() => clearTimeout(timer));
+  };
 
   let failure: Error | undefined;
   let lastProgress = Date.now();
@@ -188,7 +208,7 @@ export async function runQueued(tasks: QueuedTask[], options: QueueOptions, hook
       version: QUEUE_PROTOCOL_VERSION,
       tasks: job.tasks.filter((t) => !job.done.has(t.key)).map(({ key, label, modelSha256, task, injectFailureAttempts }) => ({ key, label, modelSha256, task: { ...task, threads: 0 }, injectFailureAttempts })),
     };
-    await queue.add('eval', data, { jobId: job.id, attempts: QUEUE_ATTEMPTS, removeOnComplete: { age: KEEP_SECONDS }, removeOnFail: { age: KEEP_SECONDS } });
+    await bounded(queue.add('eval', data, { jobId: job.id, attempts: QUEUE_ATTEMPTS, removeOnComplete: { age: KEEP_SECONDS }, removeOnFail: { age: KEEP_SECONDS } }));
     job.live = true;
     stats.jobsAdded++;
     stats.tasksAdded += data.tasks.length;
@@ -218,13 +238,13 @@ export async function runQueued(tasks: QueuedTask[], options: QueueOptions, hook
     if (job.done.size < job.tasks.length) {
       // A job left by an earlier run held fewer tasks than are missing now (stores removed):
       // run the rest as a fresh job under the same id.
-      await found.remove();
+      await bounded(found.remove());
       await add(job);
       return;
     }
     job.finished = true;
     remaining--;
-    await found.remove().catch(() => undefined); // its results are stored; age removes it otherwise
+    await bounded(found.remove()).catch(() => undefined); // its results are stored; age removes it otherwise
     poke();
   };
 
@@ -242,7 +262,7 @@ export async function runQueued(tasks: QueuedTask[], options: QueueOptions, hook
     job.busy = (async () => {
       do {
         job.again = false;
-        const found = await Job.fromId<QueueJobData, QueueJobResult>(queue, job.id);
+        const found = await bounded(Job.fromId<QueueJobData, QueueJobResult>(queue, job.id));
         if (!found) {
           if (job.live) {
             stats.jobsLost++;
@@ -251,7 +271,7 @@ export async function runQueued(tasks: QueuedTask[], options: QueueOptions, hook
           await add(job);
           continue;
         }
-        const state = await found.getState();
+        const state = await bounded(found.getState());
         if (state === 'completed') await consume(job, found);
         else if (state === 'failed') {
           if (job.live) {
@@ -259,7 +279,7 @@ export async function runQueued(tasks: QueuedTask[], options: QueueOptions, hook
             poke();
           } else {
             // Failed in an earlier run: the cause may be fixed, so try again.
-            await found.remove();
+            await bounded(found.remove());
             await add(job);
           }
         } else if (!job.live) {
@@ -323,8 +343,8 @@ export async function runQueued(tasks: QueuedTask[], options: QueueOptions, hook
       const now = Date.now();
       let fullSweep = now - lastSweep >= sweepMs;
       try {
-        const client = await queue.client;
-        const info = await (client as unknown as { info(section: string): Promise<string> }).info('server');
+        const client = await bounded(queue.client);
+        const info = await bounded((client as unknown as { info(section: string): Promise<string> }).info('server'));
         const id = /run_id:(\w+)/.exec(info)?.[1] ?? '';
         if (runId !== '' && id !== runId) {
           say(`Redis at ${conn.display} restarted: checking every outstanding job`);
@@ -334,7 +354,7 @@ export async function runQueued(tasks: QueuedTask[], options: QueueOptions, hook
         runId = id;
         reachableAt = now;
         wasDown = false;
-        if ((await queue.getWorkersCount()) > 0) workerSeenAt = now;
+        if ((await bounded(queue.getWorkersCount())) > 0) workerSeenAt = now;
         else if (now - workerSeenAt >= noWorkerMs) {
           failure = new Error(`no evaluation worker connected to queue ${name} at ${conn.display} for ${Math.round(noWorkerMs / 1000)} s; ${remaining} jobs left (start one with: lima-harness worker --queue URL)`);
           break;
@@ -359,7 +379,7 @@ export async function runQueued(tasks: QueuedTask[], options: QueueOptions, hook
       }
       if (now - Math.max(lastProgress, lastStatus) >= statusMs) {
         lastStatus = now;
-        const workers = await queue.getWorkersCount().catch(() => NaN);
+        const workers = await bounded(queue.getWorkersCount()).catch(() => NaN);
         say(`waiting: ${remaining} of ${order.length} jobs outstanding, ${Number.isNaN(workers) ? 'Redis unreachable' : `${workers} worker connection(s)`}, nothing finished for ${Math.round((now - lastProgress) / 1000)} s`);
       }
     }
@@ -370,8 +390,8 @@ export async function runQueued(tasks: QueuedTask[], options: QueueOptions, hook
         order
           .filter((j) => !j.finished)
           .map(async (j) => {
-            const found = await Job.fromId(queue, j.id);
-            if (found && (await found.getState()) === 'waiting') await found.remove();
+            const found = await bounded(Job.fromId(queue, j.id));
+            if (found && (await bounded(found.getState())) === 'waiting') await bounded(found.remove());
           }),
       ).catch(() => undefined);
       throw failure;
@@ -386,6 +406,7 @@ export async function runQueued(tasks: QueuedTask[], options: QueueOptions, hook
     events.off('failed', onEvent);
     // Let reconciliations in flight finish writing before the stores close.
     await Promise.all(order.map((j) => j.busy?.catch(() => undefined)));
+    closing = true;
     await Promise.race([Promise.all([queue.close(), events.close()]), sleep(5000)]).catch(() => undefined);
   }
 }
