@@ -156,3 +156,24 @@ test('the study killed with SIGKILL and rerun: resumes from the stores without e
   assert.equal((await lines(path.join(outDir, 'generations.jsonl'))).length, totalGenerations, 'no duplicate lines');
   await stopWorkers();
 });
+
+test('a worker reads model files through --path-map and refuses a file whose content hash differs', { skip }, async () => {
+  const outDir = path.join(root, 'mapped');
+  const mirror = path.join(root, 'mirror');
+  // The "other machine's mount": copies of the exported files, one of them stale.
+  await fs.mkdir(mirror, { recursive: true });
+  for (const f of await fs.readdir(path.join(root, 'local', 'onnx'))) await fs.copyFile(path.join(root, 'local', 'onnx', f), path.join(mirror, f));
+  const good = await fs.readFile(path.join(mirror, '2.onnx'));
+  await fs.writeFile(path.join(mirror, '2.onnx'), Buffer.concat([good, Buffer.from([0])]));
+  workers.push(await startWorker(redis.url, { args: ['--path-map', `${path.join(outDir, 'onnx')}=${mirror}`] }));
+  await assert.rejects(runEvaluation(queued({ outDir })), (err: Error) => {
+    assert.match(err.message, /checkpoint epoch 2 /);
+    assert.match(err.message, /model file .*mirror\/2\.onnx \(mapped from .*mapped\/onnx\/2\.onnx\) on worker \S+ has content sha256 [0-9a-f]{16}\.\.\., the task needs [0-9a-f]{16}\.\.\..*task refused/);
+    return true;
+  });
+  await fs.writeFile(path.join(mirror, '2.onnx'), good);
+  const result = await runEvaluation(queued({ outDir }));
+  assert.deepEqual(result.perplexity, reference.perplexity);
+  assert.deepEqual(result.generations, reference.generations);
+  await stopWorkers();
+});
