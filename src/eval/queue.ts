@@ -180,9 +180,8 @@ export async function runQueued(tasks: QueuedTask[], options: QueueOptions, hook
   let closing = false;
   const retryStrategy = (): number | null => (closing ? null : 500);
   const queue = new Queue<QueueJobData, QueueJobResult>(name, { connection: { ...conn.options, enableOfflineQueue: false, maxRetriesPerRequest: 1, retryStrategy } });
-  const events = new QueueEvents(name, { connection: { ...conn.options, maxRetriesPerRequest: null, retryStrategy } });
   queue.on('error', noteError);
-  events.on('error', noteError);
+  let events: QueueEvents | undefined;
 
   // BullMQ waits for the connection to come back before some commands; bound every round trip
   // so a Redis that went away is counted as unreachable instead of hanging the study.
@@ -298,8 +297,6 @@ export async function runQueued(tasks: QueuedTask[], options: QueueOptions, hook
     const job = byId.get(jobId);
     if (job) reconcile(job).catch((err: Error) => noteError(err));
   };
-  events.on('completed', onEvent);
-  events.on('failed', onEvent);
 
   const withBound = async <T>(work: Promise<T>, what: string): Promise<T> => {
     let timer: NodeJS.Timeout | undefined;
@@ -314,7 +311,15 @@ export async function runQueued(tasks: QueuedTask[], options: QueueOptions, hook
   };
 
   try {
-    await withBound(Promise.all([queue.waitUntilReady(), events.waitUntilReady()]), 'connecting');
+    const client = await withBound(queue.waitUntilReady(), 'connecting');
+    // Events are read from Redis's clock now on: a job may finish before the events connection
+    // issues its first read, and reading from '$' (the default) would miss it until a sweep.
+    const [seconds, micros] = (await withBound((client as unknown as { time(): Promise<unknown> }).time(), 'connecting')) as [number | string, number | string];
+    events = new QueueEvents(name, { connection: { ...conn.options, maxRetriesPerRequest: null, retryStrategy }, lastEventId: `${Number(seconds) * 1000 + Math.floor(Number(micros) / 1000) - 1}-0` });
+    events.on('error', noteError);
+    events.on('completed', onEvent);
+    events.on('failed', onEvent);
+    await withBound(events.waitUntilReady(), 'connecting');
     say(`${tasks.length} tasks in ${order.length} jobs on queue ${name} at ${conn.display}`);
     // Enqueue (or find from an earlier run) every job, a few at a time.
     let next = 0;
@@ -402,12 +407,12 @@ export async function runQueued(tasks: QueuedTask[], options: QueueOptions, hook
     if (err instanceof Error) err.message = scrub(err.message, conn.secret);
     throw err;
   } finally {
-    events.off('completed', onEvent);
-    events.off('failed', onEvent);
+    events?.off('completed', onEvent);
+    events?.off('failed', onEvent);
     // Let reconciliations in flight finish writing before the stores close.
     await Promise.all(order.map((j) => j.busy?.catch(() => undefined)));
     closing = true;
-    await Promise.race([Promise.all([queue.close(), events.close()]), sleep(5000)]).catch(() => undefined);
+    await Promise.race([Promise.all([queue.close(), events?.close()]), sleep(5000)]).catch(() => undefined);
   }
 }
 
