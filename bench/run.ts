@@ -1,4 +1,4 @@
-// npm run bench -- <train|eval|all> [--quick]: runs each benchmark script in its own process
+// npm run bench -- <train|eval|queue|all> [--quick]: runs each benchmark script in its own process
 // (so one's memory and threads don't disturb the other) and passes its output through.
 // Each script's last stdout line is one JSON object with its figures.
 import { spawnSync } from 'node:child_process';
@@ -6,7 +6,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
-const known = ['train', 'eval'];
+const known = ['train', 'eval', 'queue'];
 const args = process.argv.slice(2);
 const flags = args.filter((a) => a.startsWith('--'));
 const names = args.filter((a) => !a.startsWith('--'));

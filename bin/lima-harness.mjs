@@ -4,5 +4,6 @@
 import { register } from 'tsx/esm/api';
 
 register();
-const { main } = await import('../src/cli/main.ts');
+// `worker` loads only the evaluation code (1.5 s instead of 7 s for every stage's libraries).
+const { main } = process.argv[2] === 'worker' ? await import('../src/cli/worker-command.ts') : await import('../src/cli/main.ts');
 process.exitCode = await main(process.argv.slice(2));

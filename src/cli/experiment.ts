@@ -14,6 +14,7 @@ import { encodeChat, trainingTexts } from '../data/chat-format.ts';
 import { runTraining, type TrainRunResult } from '../train/run.ts';
 import { listCheckpoints, loadCheckpoint } from '../checkpoint/index.ts';
 import { runEvaluation, type GenerationResult } from '../eval/index.ts';
+import { queueConnection } from '../eval/queue.ts';
 import { evaluateDuringTraining } from '../eval/during-training.ts';
 import { createJudge, judgeAll, judgeConcurrency, type JudgeInput, type Judgment } from '../judge/index.ts';
 import { analyze, type AnalysisInput, type DrilldownExample } from '../analysis/index.ts';
@@ -32,6 +33,8 @@ export interface ExperimentOptions {
   /** Stop after this stage (`lima-harness train` stops after 'train'). */
   until?: Stage;
   quiet?: boolean;
+  /** The BullMQ queue's name when config.eval.queue is set (default lima-eval). */
+  queueName?: string;
 }
 
 export interface ExperimentResult {
@@ -208,9 +211,11 @@ export async function runExperiment(options: ExperimentOptions): Promise<Experim
 
   // 3. Pooled evaluation of every epoch checkpoint.
   const checkpoints = await listCheckpoints(runDir);
-  log(quiet, `stage 4/6 evaluate ${checkpoints.length} checkpoints: perplexity on ${heldout.length} held-out, generations on ${dev.length} dev examples`);
+  // The queue only changes where tasks run, never a result: it is in no identity or report.
+  const queue = config.eval.queue ? { url: config.eval.queue, name: options.queueName, tasksPerJob: config.eval.queueTasksPerJob } : undefined;
+  log(quiet, `stage 4/6 evaluate ${checkpoints.length} checkpoints: perplexity on ${heldout.length} held-out, generations on ${dev.length} dev examples${queue ? ` on the queue at ${queueConnection(queue.url).display}` : ''}`);
   const evaluation = await timed('eval', () =>
-    runEvaluation({ checkpoints, heldout, dev, outDir: path.join(runDir, 'eval'), config: config.eval, seed: config.seed, quiet }),
+    runEvaluation({ checkpoints, heldout, dev, outDir: path.join(runDir, 'eval'), config: config.eval, seed: config.seed, quiet, queue }),
   );
   const fit = evaluation.heldoutCoverage;
   log(

@@ -7,6 +7,8 @@ import { runExperiment, type Stage } from './experiment.ts';
 import { dataCommand } from './data-command.ts';
 import { judgeCommand } from './judge-command.ts';
 import { regressCommand } from './regress-command.ts';
+import { workerCommand } from './worker-command.ts';
+import { validateQueueUrl } from '../eval/config.ts';
 
 const USAGE = `lima-harness: which epoch checkpoint should I ship, and does held-out perplexity tell me?
 
@@ -19,6 +21,7 @@ Commands:
   data stats FILE            count records, pairs and skipped rows of a data file
   data prepare --config FILE build a study's train / held-out / dev sets
   judge --judge rubric|llm   (re-)judge stored generations
+  worker --queue URL         serve a study's evaluation tasks from a Redis queue (BullMQ)
   regress METRICS BASELINE   compare metrics.json with a committed baseline
 
 Run 'lima-harness <command> --help' for a command's options.`;
@@ -35,6 +38,10 @@ Options:
   --dev FILE         dev data for generation quality, replacing the config's dev set (repeatable)
                      Each flag replaces only its set; with the builtin dataset the other sets and
                      the pretraining text still come from it.
+  --queue URL        evaluate on a BullMQ queue at redis://[:PASSWORD@]HOST:PORT (or rediss://)
+                     served by 'lima-harness worker' processes, instead of the local pool
+                     (same results; the password may come from LIMA_QUEUE_PASSWORD instead)
+  --queue-name NAME  the queue (default lima-eval; workers must use the same)
   --resume           accepted for clarity: every run resumes what a killed run finished
   --quiet            no progress output
   -h, --help         this help
@@ -51,6 +58,8 @@ async function experimentCommand(command: 'experiment' | 'train' | 'evaluate', a
       train: { type: 'string', multiple: true },
       heldout: { type: 'string', multiple: true },
       dev: { type: 'string', multiple: true },
+      queue: { type: 'string' },
+      'queue-name': { type: 'string' },
       resume: { type: 'boolean' },
       quiet: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
@@ -68,9 +77,10 @@ async function experimentCommand(command: 'experiment' | 'train' | 'evaluate', a
   if (!values.config) throw new UsageError(`${command}: --config is required\n\n${EXPERIMENT_USAGE(command)}`);
   const config = await loadExperimentConfig(values.config);
   applyDataOverrides(config, values);
+  if (values.queue !== undefined) config.eval.queue = validateQueueUrl(values.queue, '--queue');
   const until: Stage = command === 'train' ? 'train' : command === 'evaluate' ? 'eval' : 'report';
   const started = Date.now();
-  const result = await runExperiment({ config, outDir: values.out, runDir: values['run-dir'], until, quiet: values.quiet });
+  const result = await runExperiment({ config, outDir: values.out, runDir: values['run-dir'], until, quiet: values.quiet, queueName: values['queue-name'] });
   const seconds = ((Date.now() - started) / 1000).toFixed(0);
   if (result.reportHtml) {
     console.log(`report: ${result.reportHtml}`);
@@ -98,6 +108,8 @@ export async function main(argv: string[]): Promise<number> {
         return await judgeCommand(rest);
       case 'regress':
         return await regressCommand(rest);
+      case 'worker':
+        return await workerCommand(rest);
       case undefined:
       case '-h':
       case '--help':

@@ -1,6 +1,6 @@
 // Evaluation settings: the worker pool, scoring batch size and LIMA's decoding defaults
 // (nucleus p = 0.9, temperature 0.7, repetition penalty 1.2).
-import { ConfigError, expectBoolean, expectNumber, expectObject } from '../util/validate.ts';
+import { ConfigError, expectBoolean, expectNumber, expectObject, expectString } from '../util/validate.ts';
 import type { Stride } from './heldout.ts';
 
 export interface GenerationConfig {
@@ -34,13 +34,20 @@ export interface EvalConfig {
    * tfjs-wasm uses one core). Results are the same either way; only the timing changes.
    */
   overlapTraining: boolean;
+  /**
+   * Redis URL of a BullMQ evaluation queue (redis://[:PASSWORD@]HOST:PORT or rediss:// for TLS), or
+   * null for the local pool. Not part of any result's identity: a run may switch either way.
+   */
+  queue: string | null;
+  /** Pool tasks (scoring batches or single generations) of one checkpoint per queue job. */
+  queueTasksPerJob: number;
 }
 
 export const defaultGenerationConfig: GenerationConfig = { samples: 1, topP: 0.9, temperature: 0.7, repetitionPenalty: 1.2, maxNewTokens: 64 };
 
-export const defaultEvalConfig: EvalConfig = { workers: 'auto', batchTokens: 2048, maxLength: 256, stride: 'disjoint', generation: defaultGenerationConfig, overlapTraining: false };
+export const defaultEvalConfig: EvalConfig = { workers: 'auto', batchTokens: 2048, maxLength: 256, stride: 'disjoint', generation: defaultGenerationConfig, overlapTraining: false, queue: null, queueTasksPerJob: 8 };
 
-const EVAL_KEYS = ['workers', 'batchTokens', 'maxLength', 'stride', 'generation', 'overlapTraining'] as const;
+const EVAL_KEYS = ['workers', 'batchTokens', 'maxLength', 'stride', 'generation', 'overlapTraining', 'queue', 'queueTasksPerJob'] as const;
 const GENERATION_KEYS = ['samples', 'topP', 'temperature', 'repetitionPenalty', 'maxNewTokens'] as const;
 
 export function validateGenerationConfig(c: unknown, where: string): GenerationConfig {
@@ -71,5 +78,24 @@ export function validateEvalConfig(c: unknown, where: string): EvalConfig {
     stride,
     generation: validateGenerationConfig(obj.generation, `${where}.generation`),
     overlapTraining: expectBoolean(obj.overlapTraining, `${where}.overlapTraining`),
+    queue: obj.queue === null ? null : validateQueueUrl(obj.queue, `${where}.queue`),
+    queueTasksPerJob: expectNumber(obj.queueTasksPerJob, `${where}.queueTasksPerJob`, { integer: true, min: 1, max: 10_000 }),
   };
+}
+
+/**
+ * Checks a queue URL's scheme and shape. The error never repeats the URL: it may hold a password.
+ */
+export function validateQueueUrl(value: unknown, where: string): string {
+  if (typeof value !== 'string') throw new ConfigError(`${where}: expected a redis:// or rediss:// URL string, or null for the local pool`);
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    throw new ConfigError(`${where}: not a valid URL (expected redis://[:PASSWORD@]HOST:PORT or rediss://...)`);
+  }
+  if (url.protocol !== 'redis:' && url.protocol !== 'rediss:') throw new ConfigError(`${where}: expected a redis:// or rediss:// URL, got the scheme ${JSON.stringify(url.protocol)}`);
+  if (url.hostname === '') throw new ConfigError(`${where}: the URL names no host`);
+  expectString(value, where);
+  return value;
 }

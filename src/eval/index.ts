@@ -14,6 +14,7 @@ import { exportOnnx, ONNX_EXPORTER_VERSION } from '../model/onnx-export.ts';
 import type { ModelConfig } from '../model/config.ts';
 import { stableHash } from '../util/hash.ts';
 import { writeFileAtomic } from '../util/atomic.ts';
+import { sha256File } from '../util/hash.ts';
 import { deriveSeed } from '../util/rng.ts';
 import { createProgress } from '../util/progress.ts';
 import type { EvalConfig } from './config.ts';
@@ -22,6 +23,7 @@ import { fitHeldout, heldoutCoverage, HELDOUT_FIT_VERSION, strideTokens, windowE
 import { fitPrompt } from './generate.ts';
 import { JsonlStore } from './results.ts';
 import type { EvalTask, EvalTaskResult, GenerationTask, PerplexityTask } from './tasks.ts';
+import { queueConnection, runQueued, type QueueOptions, type QueueStats } from './queue.ts';
 
 export { defaultEvalConfig, validateEvalConfig, type EvalConfig, type GenerationConfig } from './config.ts';
 
@@ -86,6 +88,11 @@ export interface EvaluationOptions {
   pool?: { workers: number; threads: number };
   /** Tests only: make tasks holding this example fail on their first `failAttempts` attempts. */
   faultInjection?: { exampleId: string; failAttempts: number };
+  /**
+   * Run the tasks on a BullMQ queue (src/eval/queue.ts) instead of the local pool, grouped
+   * `tasksPerJob` pool tasks of one checkpoint per job. The results are the same either way.
+   */
+  queue?: QueueOptions & { tasksPerJob: number };
 }
 
 export interface EvaluationResult {
@@ -98,6 +105,8 @@ export interface EvaluationResult {
   /** Results computed by this call (the rest came from earlier runs' files). */
   computed: { perplexity: number; generations: number };
   workers: number;
+  /** Set when the tasks ran on a queue. */
+  queue?: QueueStats;
 }
 
 /** A heuristic cost, in "batched token" units, used only to order tasks biggest first. */
@@ -116,6 +125,8 @@ interface PreparedCheckpoint {
   onnxPath: string;
   tokenizer: BpeTokenizer;
   tokenizerKey: string;
+  /** sha256 of the ONNX file's bytes (computed for queued runs only). */
+  onnxSha256: string;
 }
 
 /** Exports outDir/onnx/<epoch>.onnx unless one made from the same checkpoint by this exporter exists. */
@@ -142,7 +153,7 @@ async function prepareCheckpoint(entry: { epoch: number; dir: string }, onnxDir:
   } catch (err) {
     throw new Error(`checkpoint ${entry.dir}: tokenizer.json: ${(err as Error).message}`);
   }
-  return { epoch: entry.epoch, hash: ck.hash, model: ck.model, onnxPath, tokenizer, tokenizerKey: ck.tokenizerHash };
+  return { epoch: entry.epoch, hash: ck.hash, model: ck.model, onnxPath, tokenizer, tokenizerKey: ck.tokenizerHash, onnxSha256: '' };
 }
 
 function checkUniqueIds(records: ChatRecord[], what: string): void {
@@ -180,6 +191,9 @@ interface PendingTask {
   cost: number;
   label: string;
   exampleIds: string[];
+  /** The task's identity and its group on a queue (src/eval/queue.ts). */
+  key: string;
+  shard: string;
   onResult: (result: EvalTaskResult) => Promise<number>;
 }
 
@@ -195,6 +209,15 @@ export async function runEvaluation(opts: EvaluationOptions): Promise<Evaluation
   const onnxDir = path.join(outDir, 'onnx');
   const prepared: PreparedCheckpoint[] = [];
   for (const entry of [...opts.checkpoints].sort((a, b) => a.epoch - b.epoch)) prepared.push(await prepareCheckpoint(entry, onnxDir));
+  if (opts.queue) {
+    // Workers on other machines read the file by its absolute path and check it by its bytes'
+    // hash (not the checkpoint's weightsHash: that would not catch a stale or foreign export).
+    for (const ck of prepared) {
+      ck.onnxPath = path.resolve(ck.onnxPath);
+      ck.onnxSha256 = await sha256File(ck.onnxPath);
+    }
+  }
+  const tasksPerJob = opts.queue?.tasksPerJob ?? 1;
 
   const pplStore = await JsonlStore.open<WindowPerplexity>(path.join(outDir, 'perplexity.jsonl'), perplexityKey);
   const genStore = await JsonlStore.open<GenerationResult>(path.join(outDir, 'generations.jsonl'), generationKey);
@@ -243,7 +266,10 @@ export async function runEvaluation(opts: EvaluationOptions): Promise<Evaluation
     const windowOf = new Map(fitted.examples.map((e) => [e.id, e]));
     // Batches are planned over all windows (not only the missing ones) so a resumed run
     // scores each window in exactly the batch an uninterrupted run would have used.
+    let batchIndex = -1;
     for (const batch of planBatches(fitted.examples, config.batchTokens)) {
+      // Shards count every batch, finished or not, so a rerun forms the same queue jobs.
+      const shard = `${ck.hash}|perplexity|${settingsHash}|${Math.floor(++batchIndex / tasksPerJob)}`;
       const missing = batch.filter((e) => !pplStore.has(perplexityKey({ checkpointHash: ck.hash, exampleId: e.exampleId, window: e.window, settingsHash })));
       if (missing.length === 0) continue;
       const ids = [...new Set(batch.map((e) => e.exampleId))];
@@ -253,6 +279,8 @@ export async function runEvaluation(opts: EvaluationOptions): Promise<Evaluation
         cost: batch.length * batch[0]!.ids.length,
         label: `checkpoint epoch ${ck.epoch} (${ck.hash.slice(0, 12)}), perplexity batch of held-out examples ${ids.join(', ')}`,
         exampleIds: ids,
+        key: `${ck.hash}|${settingsHash}|${batch.map((e) => e.id).join(',')}`,
+        shard,
         onResult: async (result) => {
           if (result.kind !== 'perplexity') throw new Error('worker returned a generation result for a perplexity task');
           const fresh = result.scores
@@ -284,6 +312,7 @@ export async function runEvaluation(opts: EvaluationOptions): Promise<Evaluation
       const promptIds = prompts[index]!;
       for (let sample = 0; sample < gen.samples; sample++) {
         const base = { checkpointHash: ck.hash, epoch: ck.epoch, exampleId: record.id, sample, settingsHash: genSettingsHash };
+        const shard = `${ck.hash}|${ck.epoch}|generation|${genSettingsHash}|${Math.floor((index * gen.samples + sample) / tasksPerJob)}`;
         if (genStore.has(generationKey(base))) continue;
         const fitted = fitPrompt(promptIds, gen.maxNewTokens, ck.model.context);
         const task: GenerationTask = {
@@ -303,8 +332,11 @@ export async function runEvaluation(opts: EvaluationOptions): Promise<Evaluation
           cost: fitted.prompt.length + GENERATION_STEP_COST * fitted.maxNew,
           label: `checkpoint epoch ${ck.epoch} (${ck.hash.slice(0, 12)}), generation for dev example ${record.id} sample ${sample}`,
           exampleIds: [record.id],
+          key: generationKey(base),
+          shard,
           onResult: async (result) => {
             if (result.kind !== 'generation') throw new Error('worker returned a perplexity result for a generation task');
+            if (genStore.has(generationKey(base))) return 0; // a duplicate from the queue
             const out = result.output;
             await genStore.append([
               {
@@ -326,7 +358,39 @@ export async function runEvaluation(opts: EvaluationOptions): Promise<Evaluation
   // 3. Run everything at once, biggest first.
   pending.sort((a, b) => b.cost - a.cost);
   const computed = { perplexity: 0, generations: 0 };
-  if (pending.length > 0) {
+  let queueStats: QueueStats | undefined;
+  if (pending.length > 0 && opts.queue) {
+    const totalUnits = pending.reduce((n, p) => n + (p.task.kind === 'perplexity' ? p.task.examples.length : 1), 0);
+    const progress = createProgress(`eval (queue ${queueConnection(opts.queue.url).display})`, totalUnits, { quiet: opts.quiet });
+    const sha = new Map(prepared.map((ck) => [ck.onnxPath, ck.onnxSha256]));
+    try {
+      queueStats = await runQueued(
+        pending.map((p) => ({
+          key: p.key,
+          shard: p.shard,
+          label: p.label,
+          modelSha256: sha.get(p.task.onnxPath)!,
+          task: p.task,
+          units: p.task.kind === 'perplexity' ? p.task.examples.length : 1,
+          injectFailureAttempts: opts.faultInjection && p.exampleIds.includes(opts.faultInjection.exampleId) ? opts.faultInjection.failAttempts : undefined,
+          onResult: p.onResult,
+        })),
+        opts.queue,
+        {
+          progress,
+          quiet: opts.quiet,
+          onStored: (t, added) => {
+            if (t.task.kind === 'perplexity') computed.perplexity += added;
+            else computed.generations += added;
+          },
+        },
+      );
+    } finally {
+      progress.done();
+      await pplStore.close();
+      await genStore.close();
+    }
+  } else if (pending.length > 0) {
     const totalUnits = pending.reduce((n, p) => n + (p.task.kind === 'perplexity' ? p.task.examples.length : 1), 0);
     const progress = createProgress(`eval (${workers} workers)`, totalUnits, { quiet: opts.quiet });
     const pool = new Piscina({
@@ -408,5 +472,5 @@ export async function runEvaluation(opts: EvaluationOptions): Promise<Evaluation
     }
   }
   const heldoutFit = prepared.length > 0 ? pplSettings.get(prepared[0]!.hash)!.fitted.coverage : { ...heldoutCoverage([]), window: 0, stride: 0 };
-  return { perplexity, generations, perCheckpoint, heldoutCoverage: heldoutFit, seconds: (Date.now() - started) / 1000, computed, workers };
+  return { perplexity, generations, perCheckpoint, heldoutCoverage: heldoutFit, seconds: (Date.now() - started) / 1000, computed, workers, ...(queueStats ? { queue: queueStats } : {}) };
 }

@@ -13,6 +13,8 @@ interface TaskBase {
   injectFailure?: boolean;
   /** Int32Array over a SharedArrayBuffer: [0] != 0 means the run failed, skip the work. */
   cancel?: Int32Array;
+  /** Content hash of the model file (queue workers): a new file at the same path gets a new session. */
+  modelSha256?: string;
 }
 
 export interface PerplexityTask extends TaskBase {

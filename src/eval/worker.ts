@@ -9,7 +9,7 @@ const MAX_SESSIONS = 32;
 const sessions = new Map<string, Promise<DecoderSession>>();
 
 function getSession(task: EvalTask): Promise<DecoderSession> {
-  const key = `${task.onnxPath}#${task.threads}`;
+  const key = `${task.onnxPath}#${task.threads}#${task.modelSha256 ?? ''}`;
   let session = sessions.get(key);
   if (session) {
     sessions.delete(key); // re-insert: Map order is the LRU order
