@@ -64,13 +64,12 @@ export function buildTrainGraph(model: ModelConfig, options: TrainGraphOptions =
   const f = {
     zero: scalar('const_zero_f', 0),
     one: scalar('const_one_f', 1),
-    half: scalar('const_half_f', 0.5),
     masked: scalar('const_masked_f', MASKED_SCORE),
     floor: scalar('const_score_floor', SCORE_FLOOR),
     scale: scalar('const_attn_scale', 1 / Math.sqrt(headDim)),
-    geluC: scalar('const_gelu_c', GELU_C),
-    geluK: scalar('const_gelu_k', GELU_K),
-    gelu3KC: scalar('const_gelu_3kc', 3 * GELU_K * GELU_C),
+    gelu2C: scalar('const_gelu_2c', 2 * GELU_C),
+    gelu2KC: scalar('const_gelu_2kc', 2 * GELU_K * GELU_C),
+    gelu6KC: scalar('const_gelu_6kc', 6 * GELU_K * GELU_C),
   };
   const sumRows = (t: string, out: string): string => op('ReduceSum', [t, axis0], [intAttr('keepdims', 0)], out);
   const meanLast = (t: string): string => op('ReduceMean', [t, lastAxis], [intAttr('keepdims', 1)]);
@@ -106,7 +105,7 @@ export function buildTrainGraph(model: ModelConfig, options: TrainGraphOptions =
 
   interface LayerSaved {
     ln1: LayerNormSaved; h1: string; qs: string; kh: string; vh: string; probs: string; ctx: string;
-    ln2: LayerNormSaved; h2: string; up: string; upSq: string; halfUp: string; tanh: string; onePlusTanh: string; act: string;
+    ln2: LayerNormSaved; h2: string; upSq: string; sig: string; act: string;
   }
   const saved: LayerSaved[] = [];
   for (let i = 0; i < layers; i++) {
@@ -129,17 +128,16 @@ export function buildTrainGraph(model: ModelConfig, options: TrainGraphOptions =
     const x1 = op('Add', [x, attnOut], [], `${p}.resid1`);
     const ln2 = layerNorm(x1, `${p}.ln2`);
     const up = gemm(ln2.out, `${p}.mlp.w1`, `${p}.mlp.b1`, 0, 0, `${p}.mlp.up`);
-    // GELU (tanh form) written out, keeping tanh for the backward: 0.5 u (1 + tanh(c (u + k u^3))).
+    // GELU, tanh form, written as u * sigmoid(2z) with z = c (u + k u^3) (0.5 (1 + tanh z) =
+    // sigmoid(2z)): fewer elementwise passes than the tanh form, and sigmoid(2z) serves the backward.
     const upSq = op('Mul', [up, up], [], `${p}.mlp.up_sq`);
-    const inner = op('Mul', [op('Mul', [up, op('Add', [op('Mul', [upSq, f.geluK]), f.one])]), f.geluC]);
-    const tanh = op('Tanh', [inner], [], `${p}.mlp.tanh`);
-    const halfUp = op('Mul', [up, f.half], [], `${p}.mlp.half_up`);
-    const onePlusTanh = op('Add', [tanh, f.one], [], `${p}.mlp.one_plus_tanh`);
-    const act = op('Mul', [halfUp, onePlusTanh], [], `${p}.mlp.gelu`);
+    const twoZ = op('Mul', [op('Add', [op('Mul', [upSq, f.gelu2KC]), f.gelu2C]), up]);
+    const sig = op('Sigmoid', [twoZ], [], `${p}.mlp.sigmoid`);
+    const act = op('Mul', [up, sig], [], `${p}.mlp.gelu`);
     let mlpOut = gemm(act, `${p}.mlp.w2`, `${p}.mlp.b2`, 0, 0, `${p}.mlp.out`);
     if (dropoutLayers[i]) mlpOut = op('Mul', [mlpOut, dropoutMaskName(i, 'mlp')], [], `${p}.mlp.dropped`);
     x = op('Add', [x1, mlpOut], [], `${p}.resid2`);
-    saved.push({ ln1: ln1.saved, h1: ln1.out, qs, kh, vh, probs, ctx, ln2: ln2.saved, h2: ln2.out, up, upSq, halfUp, tanh, onePlusTanh, act });
+    saved.push({ ln1: ln1.saved, h1: ln1.out, qs, kh, vh, probs, ctx, ln2: ln2.saved, h2: ln2.out, upSq, sig, act });
   }
   const lnf = layerNorm(x, 'lnf');
   const logits = gemm(lnf.out, 'wte', undefined, 0, 1, 'logits'); // [N, V], tied output projection
@@ -150,11 +148,15 @@ export function buildTrainGraph(model: ModelConfig, options: TrainGraphOptions =
   op('Neg', [op('ReduceSum', [op('Mul', [picked, 'loss_weights'])], [intAttr('keepdims', 0)])], [], 'loss');
 
   // ---- Backward ----
-  // d loss / d logits = w * (softmax - onehot(target)), w = loss weight of the row.
-  const weighted = op('Mul', [op('Exp', [logProbs]), 'loss_weights']);
-  const dLogits = op('ScatterElements', [weighted, 'targets', op('Neg', ['loss_weights'])], [intAttr('axis', 1), stringAttr('reduction', 'add')], 'd_logits');
-  const dWteOut = gemm(dLogits, lnf.out, undefined, 1, 0, 'd_wte_out'); // [V, d]
-  const dLnf = gemm(dLogits, 'wte', undefined, 0, 0, 'd_lnf'); // [N, d]
+  // d loss / d logits = diag(w) (P - Y), P = softmax, Y = onehot(target), w = the rows' loss
+  // weights. Neither w nor Y touches an [N, V] tensor: with h = LN_f output,
+  //   d wte (output side) = P^T (w h) - Y^T (w h)   (the second term a scatter of N rows)
+  //   d h                 = w (P wte - wte[target])
+  const probsOut = op('Exp', [logProbs], [], 'probs_out');
+  const targetIds = op('Reshape', ['targets', g.int64('const_minus_one_targets', [1], [-1])], [], 'target_ids');
+  const weightedH = op('Mul', [lnf.out, 'loss_weights'], [], 'lnf_weighted');
+  const dWteOut = op('ScatterND', [gemm(probsOut, weightedH, undefined, 1, 0), 'targets', op('Neg', [weightedH])], [stringAttr('reduction', 'add')], 'd_wte_out'); // [V, d]
+  const dLnf = op('Mul', [op('Sub', [gemm(probsOut, 'wte', undefined, 0, 0), op('Gather', ['wte', targetIds], [intAttr('axis', 0)])]), 'loss_weights'], [], 'd_lnf'); // [N, d]
 
   const layerNormBack = (dy: string, s: LayerNormSaved, prefix: string): string => {
     const xhat = op('Mul', [op('Sub', [s.input, s.mean]), s.invStd], [], `${prefix}.xhat`);
@@ -178,10 +180,9 @@ export function buildTrainGraph(model: ModelConfig, options: TrainGraphOptions =
     // MLP branch.
     const dMlpOut = dropoutLayers[i] ? op('Mul', [dx, dropoutMaskName(i, 'mlp')]) : dx;
     const dAct = linearBack(dMlpOut, s.act, `${p}.mlp.w2`, `${p}.mlp.b2`);
-    // GELU'(u) = 0.5 (1 + t) + 0.5 u (1 - t^2) c (1 + 3 k u^2), t = tanh(c (u + k u^3)).
-    const slope = op('Mul', [op('Mul', [s.halfUp, op('Sub', [f.one, op('Mul', [s.tanh, s.tanh])])]), op('Add', [op('Mul', [s.upSq, f.gelu3KC]), f.geluC])]);
-    const geluGrad = op('Add', [op('Mul', [s.onePlusTanh, f.half]), slope]);
-    const dUp = op('Mul', [dAct, geluGrad], [], `${p}.mlp.d_up`);
+    // GELU'(u) = s + u s (1 - s) 2z', s = sigmoid(2z), 2z' = 2c + 6ck u^2; u s is the GELU output.
+    const slope = op('Mul', [op('Mul', [s.act, op('Sub', [f.one, s.sig])]), op('Add', [op('Mul', [s.upSq, f.gelu6KC]), f.gelu2C])]);
+    const dUp = op('Mul', [dAct, op('Add', [s.sig, slope])], [], `${p}.mlp.d_up`);
     const dH2 = linearBack(dUp, s.h2, `${p}.mlp.w1`, `${p}.mlp.b1`);
     const dx1 = op('Add', [dx, layerNormBack(dH2, s.ln2, `${p}.ln2`)], [], `${p}.d_resid1`);
     // Attention branch.

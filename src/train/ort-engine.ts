@@ -87,9 +87,9 @@ export class OrtTrainSession {
     return { loss: (out.loss!.data as Float32Array)[0]!, grads };
   }
 
-  /** Ends profiling (when enabled); returns the profile file's name. */
-  endProfiling(): string {
-    return (this.session as unknown as { endProfiling(): string }).endProfiling();
+  /** Ends profiling (when enabled): onnxruntime writes `${profilePrefix}_<time>.json`. */
+  endProfiling(): void {
+    this.session.endProfiling();
   }
 
   async release(): Promise<void> {
