@@ -106,6 +106,7 @@ async function main(): Promise<void> {
   for (let i = 0; i < s.warmup; i++) await step();
   let tokens = 0;
   let lastLoss = NaN;
+  const faultsBefore = process.resourceUsage().minorPageFault;
   const start = performance.now();
   for (let i = 0; i < s.steps; i++) {
     const r = await step();
@@ -113,6 +114,7 @@ async function main(): Promise<void> {
     lastLoss = r.loss;
   }
   const seconds = (performance.now() - start) / 1000;
+  const faultsPerStep = (process.resourceUsage().minorPageFault - faultsBefore) / s.steps;
   await engine.dispose();
 
   let profile: Array<{ op: string; ms: number; calls: number }> | null = null;
@@ -140,6 +142,7 @@ async function main(): Promise<void> {
       initialLoss,
       lastLoss,
       matmulGflops: matmul,
+      minorPageFaultsPerStep: faultsPerStep,
       profile,
     }),
   );

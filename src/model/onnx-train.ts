@@ -142,17 +142,21 @@ export function buildTrainGraph(model: ModelConfig, options: TrainGraphOptions =
   const lnf = layerNorm(x, 'lnf');
   const logits = gemm(lnf.out, 'wte', undefined, 0, 1, 'logits'); // [N, V], tied output projection
 
-  // Loss: -sum(loss_weights * log p(target)).
-  const logProbs = op('LogSoftmax', [logits], [intAttr('axis', -1)], 'log_probs');
-  const picked = op('GatherElements', [logProbs, 'targets'], [intAttr('axis', 1)], 'target_log_probs'); // [N, 1]
-  op('Neg', [op('ReduceSum', [op('Mul', [picked, 'loss_weights'])], [intAttr('keepdims', 0)])], [], 'loss');
+  // Loss: sum(loss_weights * -ln p(target)).
+  // P = softmax(logits) serves the loss and the backward. -ln p(target) = lse - logit(target),
+  // with lse = max(logits) - ln max(P) (max(P) = 1 / sum exp(logit - max) >= 1/V: no underflow).
+  // Softmax, two row maxima and a gather measured faster than LogSoftmax then Exp.
+  const probsOut = op('Softmax', [logits], [intAttr('axis', -1)], 'probs_out');
+  const rowMax = (t: string): string => op('ReduceMax', [t, lastAxis], [intAttr('keepdims', 1)]);
+  const logSumExp = op('Sub', [rowMax(logits), op('Log', [rowMax(probsOut)])], [], 'log_sum_exp'); // [N, 1]
+  const nll = op('Sub', [logSumExp, op('GatherElements', [logits, 'targets'], [intAttr('axis', 1)])], [], 'target_nll'); // [N, 1]
+  op('ReduceSum', [op('Mul', [nll, 'loss_weights'])], [intAttr('keepdims', 0)], 'loss');
 
   // ---- Backward ----
   // d loss / d logits = diag(w) (P - Y), P = softmax, Y = onehot(target), w = the rows' loss
   // weights. Neither w nor Y touches an [N, V] tensor: with h = LN_f output,
   //   d wte (output side) = P^T (w h) - Y^T (w h)   (the second term a scatter of N rows)
   //   d h                 = w (P wte - wte[target])
-  const probsOut = op('Exp', [logProbs], [], 'probs_out');
   const targetIds = op('Reshape', ['targets', g.int64('const_minus_one_targets', [1], [-1])], [], 'target_ids');
   const weightedH = op('Mul', [lnf.out, 'loss_weights'], [], 'lnf_weighted');
   const dWteOut = op('ScatterND', [gemm(probsOut, weightedH, undefined, 1, 0), 'targets', op('Neg', [weightedH])], [stringAttr('reduction', 'add')], 'd_wte_out'); // [V, d]
