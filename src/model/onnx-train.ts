@@ -99,19 +99,33 @@ export function buildTrainGraph(model: ModelConfig, options: TrainGraphOptions =
   };
   const gemm = (a: string, b: string, c: string | undefined, transA: 0 | 1, transB: 0 | 1, out?: string): string =>
     op('Gemm', c ? [a, b, c] : [a, b], [intAttr('transA', transA), intAttr('transB', transB)], out);
+  // A LayerNorm that feeds a linear layer: LN(x) W + b = xhat (gamma * W) + (beta W + b), with
+  // xhat = (x - mean) * invStd. Folding gamma and beta into the [d, out] weights keeps the
+  // LayerNorm's affine part and its gradients off the [N, d] activations (six fewer passes over
+  // them per LayerNorm in the backward).
+  interface NormLinearSaved { xhat: string; mean: string; invStd: string; gammaCol: string; wFolded: string }
+  const ones = g.float('const_ones_d', [d], new Float32Array(d).fill(1));
+  const zeros = g.float('const_zeros_d', [d], new Float32Array(d));
+  const normLinear = (input: string, ln: string, w: string, b: string, out: string): { out: string; saved: NormLinearSaved } => {
+    const [xhat, mean, invStd] = g.op('LayerNormalization', [input, ones, zeros], [intAttr('axis', -1), floatAttr('epsilon', LAYER_NORM_EPS)], `${ln}.fwd`, 3);
+    const gammaCol = op('Unsqueeze', [`${ln}.gamma`, axis1], [], `${ln}.gamma_col`);
+    const wFolded = op('Mul', [w, gammaCol], [], `${w}.folded`);
+    const bFolded = op('Add', [op('MatMul', [`${ln}.beta`, w]), b], [], `${b}.folded`);
+    return { out: gemm(xhat!, wFolded, bFolded, 0, 0, out), saved: { xhat: xhat!, mean: mean!, invStd: invStd!, gammaCol, wFolded } };
+  };
   const toHeads = (t: string, out: string): string => op('Transpose', [op('Reshape', [t, headsShape])], [intsAttr('perm', [0, 2, 1, 3])], out); // [B, H, T, hd]
   const fromHeads = (t: string, out: string): string => op('Reshape', [op('Transpose', [t], [intsAttr('perm', [0, 2, 1, 3])]), flatShape], [], out); // [N, d]
   const transposeLast = (t: string): string => op('Transpose', [t], [intsAttr('perm', [0, 1, 3, 2])]);
 
   interface LayerSaved {
-    ln1: LayerNormSaved; h1: string; qs: string; kh: string; vh: string; probs: string; ctx: string;
-    ln2: LayerNormSaved; h2: string; upSq: string; sig: string; act: string;
+    ln1: NormLinearSaved; qs: string; kh: string; vh: string; probs: string; ctx: string;
+    ln2: NormLinearSaved; upSq: string; sig: string; act: string;
   }
   const saved: LayerSaved[] = [];
   for (let i = 0; i < layers; i++) {
     const p = `h.${i}`;
-    const ln1 = layerNorm(x, `${p}.ln1`);
-    const qkv = gemm(ln1.out, `${p}.attn.wqkv`, `${p}.attn.bqkv`, 0, 0, `${p}.qkv`);
+    const ln1 = normLinear(x, `${p}.ln1`, `${p}.attn.wqkv`, `${p}.attn.bqkv`, `${p}.qkv`);
+    const qkv = ln1.out;
     const [q, k, v] = g.op('Split', [qkv, g.int64(`${p}.const_split`, [3], [d, d, d])], [intAttr('axis', 1)], `${p}.qkv_split`, 3);
     const qs = op('Mul', [toHeads(q!, `${p}.q`), f.scale], [], `${p}.q_scaled`);
     const kh = toHeads(k!, `${p}.k`);
@@ -126,8 +140,8 @@ export function buildTrainGraph(model: ModelConfig, options: TrainGraphOptions =
     let attnOut = gemm(ctx, `${p}.attn.wo`, `${p}.attn.bo`, 0, 0, `${p}.attn.out`);
     if (dropoutLayers[i]) attnOut = op('Mul', [attnOut, dropoutMaskName(i, 'attn')], [], `${p}.attn.dropped`);
     const x1 = op('Add', [x, attnOut], [], `${p}.resid1`);
-    const ln2 = layerNorm(x1, `${p}.ln2`);
-    const up = gemm(ln2.out, `${p}.mlp.w1`, `${p}.mlp.b1`, 0, 0, `${p}.mlp.up`);
+    const ln2 = normLinear(x1, `${p}.ln2`, `${p}.mlp.w1`, `${p}.mlp.b1`, `${p}.mlp.up`);
+    const up = ln2.out;
     // GELU, tanh form, written as u * sigmoid(2z) with z = c (u + k u^3) (0.5 (1 + tanh z) =
     // sigmoid(2z)): fewer elementwise passes than the tanh form, and sigmoid(2z) serves the backward.
     const upSq = op('Mul', [up, up], [], `${p}.mlp.up_sq`);
@@ -137,7 +151,7 @@ export function buildTrainGraph(model: ModelConfig, options: TrainGraphOptions =
     let mlpOut = gemm(act, `${p}.mlp.w2`, `${p}.mlp.b2`, 0, 0, `${p}.mlp.out`);
     if (dropoutLayers[i]) mlpOut = op('Mul', [mlpOut, dropoutMaskName(i, 'mlp')], [], `${p}.mlp.dropped`);
     x = op('Add', [x1, mlpOut], [], `${p}.resid2`);
-    saved.push({ ln1: ln1.saved, h1: ln1.out, qs, kh, vh, probs, ctx, ln2: ln2.saved, h2: ln2.out, upSq, sig, act });
+    saved.push({ ln1: ln1.saved, qs, kh, vh, probs, ctx, ln2: ln2.saved, upSq, sig, act });
   }
   const lnf = layerNorm(x, 'lnf');
   const logits = gemm(lnf.out, 'wte', undefined, 0, 1, 'logits'); // [N, V], tied output projection
@@ -162,13 +176,27 @@ export function buildTrainGraph(model: ModelConfig, options: TrainGraphOptions =
   const dWteOut = op('ScatterND', [gemm(probsOut, weightedH, undefined, 1, 0), 'targets', op('Neg', [weightedH])], [stringAttr('reduction', 'add')], 'd_wte_out'); // [V, d]
   const dLnf = op('Mul', [op('Sub', [gemm(probsOut, 'wte', undefined, 0, 0), op('Gather', ['wte', targetIds], [intAttr('axis', 0)])]), 'loss_weights'], [], 'd_lnf'); // [N, d]
 
+  /** LayerNorm's input gradient from the gradient of xhat. */
+  const normalizeBack = (dxhat: string, xhat: string, invStd: string, out: string): string => {
+    const centered = op('Sub', [op('Sub', [dxhat, meanLast(dxhat)]), op('Mul', [xhat, meanLast(op('Mul', [dxhat, xhat]))])]);
+    return op('Mul', [centered, invStd], [], out);
+  };
   const layerNormBack = (dy: string, s: LayerNormSaved, prefix: string): string => {
     const xhat = op('Mul', [op('Sub', [s.input, s.mean]), s.invStd], [], `${prefix}.xhat`);
     sumRows(op('Mul', [dy, xhat]), gradName(`${prefix}.gamma`));
     sumRows(dy, gradName(`${prefix}.beta`));
-    const dxhat = op('Mul', [dy, s.gamma]);
-    const centered = op('Sub', [op('Sub', [dxhat, meanLast(dxhat)]), op('Mul', [xhat, meanLast(op('Mul', [dxhat, xhat]))])]);
-    return op('Mul', [centered, s.invStd], [], `${prefix}.d_input`);
+    return normalizeBack(op('Mul', [dy, s.gamma]), xhat, s.invStd, `${prefix}.d_input`);
+  };
+  /** Gradients of normLinear, through wFolded = gamma * W and bFolded = beta W + b:
+   *  dW = gamma dWfolded + beta (outer) db, dgamma = rowsum(dWfolded * W), dbeta = W db. */
+  const normLinearBack = (dOut: string, s: NormLinearSaved, ln: string, w: string, b: string): string => {
+    const dWFolded = gemm(s.xhat, dOut, undefined, 1, 0, `${w}.d_folded`);
+    const db = sumRows(dOut, gradName(b));
+    const betaOuter = op('Mul', [op('Unsqueeze', [`${ln}.beta`, axis1]), op('Unsqueeze', [db, axis0])]);
+    op('Add', [op('Mul', [dWFolded, s.gammaCol]), betaOuter], [], gradName(w));
+    op('ReduceSum', [op('Mul', [dWFolded, w]), axis1], [intAttr('keepdims', 0)], gradName(`${ln}.gamma`));
+    op('MatMul', [w, db], [], gradName(`${ln}.beta`));
+    return normalizeBack(gemm(dOut, s.wFolded, undefined, 0, 1), s.xhat, s.invStd, `${ln}.d_input`);
   };
   /** Gradients of y = x @ W + b: writes grad W and grad b, returns dx. */
   const linearBack = (dy: string, input: string, w: string, b: string): string => {
@@ -187,8 +215,7 @@ export function buildTrainGraph(model: ModelConfig, options: TrainGraphOptions =
     // GELU'(u) = s + u s (1 - s) 2z', s = sigmoid(2z), 2z' = 2c + 6ck u^2; u s is the GELU output.
     const slope = op('Mul', [op('Mul', [s.act, op('Sub', [f.one, s.sig])]), op('Add', [op('Mul', [s.upSq, f.gelu6KC]), f.gelu2C])]);
     const dUp = op('Mul', [dAct, op('Add', [s.sig, slope])], [], `${p}.mlp.d_up`);
-    const dH2 = linearBack(dUp, s.h2, `${p}.mlp.w1`, `${p}.mlp.b1`);
-    const dx1 = op('Add', [dx, layerNormBack(dH2, s.ln2, `${p}.ln2`)], [], `${p}.d_resid1`);
+    const dx1 = op('Add', [dx, normLinearBack(dUp, s.ln2, `${p}.ln2`, `${p}.mlp.w1`, `${p}.mlp.b1`)], [], `${p}.d_resid1`);
     // Attention branch.
     const dAttnOut = dropoutLayers[i] ? op('Mul', [dx1, dropoutMaskName(i, 'attn')]) : dx1;
     const dCtx = toHeads(linearBack(dAttnOut, s.ctx, `${p}.attn.wo`, `${p}.attn.bo`), `${p}.d_ctx`);
@@ -198,8 +225,7 @@ export function buildTrainGraph(model: ModelConfig, options: TrainGraphOptions =
     const dQ = op('Mul', [op('MatMul', [dScores, s.kh]), f.scale]);
     const dK = op('MatMul', [transposeLast(dScores), s.qs]);
     const dQkv = op('Concat', [fromHeads(dQ, `${p}.d_q`), fromHeads(dK, `${p}.d_k`), fromHeads(dV, `${p}.d_v`)], [intAttr('axis', 1)], `${p}.d_qkv`);
-    const dH1 = linearBack(dQkv, s.h1, `${p}.attn.wqkv`, `${p}.attn.bqkv`);
-    dx = op('Add', [dx1, layerNormBack(dH1, s.ln1, `${p}.ln1`)], [], `${p}.d_resid0`);
+    dx = op('Add', [dx1, normLinearBack(dQkv, s.ln1, `${p}.ln1`, `${p}.attn.wqkv`, `${p}.attn.bqkv`)], [], `${p}.d_resid0`);
   }
   // Embeddings: positions summed over the batch and zero-padded to the context; token rows
   // scattered (repeated ids summed) onto the output projection's gradient of the tied wte.
