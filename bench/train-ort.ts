@@ -29,6 +29,7 @@ interface Settings {
   threads: number;
   tokensFile: string;
   profileDir?: string;
+  spinning?: boolean;
 }
 
 const s = JSON.parse(process.argv[2]!) as Settings;
@@ -102,7 +103,7 @@ async function main(): Promise<void> {
   const initialLoss = (await probe.run(weights, makeBatchArrays(examples))).loss;
   await probe.release();
 
-  const engine = createOrtEngine(s.model, weights, s, s.threads);
+  const engine = createOrtEngine(s.model, weights, s, s.threads, { spinning: s.spinning });
   let stepIndex = 0;
   const step = async (): Promise<{ loss: number; tokens: number }> => engine.step(examples, s.lr, s.dropout ?? undefined, 1000 + stepIndex++);
   for (let i = 0; i < s.warmup; i++) await step();
