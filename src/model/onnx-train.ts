@@ -154,7 +154,7 @@ export function buildTrainGraph(model: ModelConfig, options: TrainGraphOptions =
     saved.push({ ln1: ln1.saved, qs, kh, vh, probs, ctx, ln2: ln2.saved, upSq, sig, act });
   }
   const lnf = layerNorm(x, 'lnf');
-  const logits = gemm(lnf.out, 'wte', undefined, 0, 1, 'logits'); // [N, V], tied output projection
+  const logits = gemm(lnf.out, op('Transpose', ['wte'], [intsAttr('perm', [1, 0])], 'wte_t'), undefined, 0, 0, 'logits'); // [N, V], tied output projection
 
   // Loss: sum(loss_weights * -ln p(target)).
   // P = softmax(logits) serves the loss and the backward. -ln p(target) = lse - logit(target),
