@@ -4,7 +4,7 @@
 # argv: weights dir, settings json ({vocab, context, dModel, layers, heads, batch, length,
 # dropout, lr, beta1, beta2, eps, weightDecay, warmup, steps}), tokens .bin (int64 [batch,
 # length + 1]). Prints one JSON line.
-import json, math, sys, time
+import json, math, resource, sys, time
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -88,4 +88,5 @@ for threads in (1, 2):
         "stepMs": 1000 * dt / cfg["steps"],
         "finalLoss": last,
     })
+out["peakRssMB"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KB on Linux
 print(json.dumps(out))

@@ -97,6 +97,9 @@ export interface ForwardOptions {
   dropout?: number[];
   /** Seed for this step's dropout masks. */
   dropoutSeed?: number;
+  /** Given residual-dropout masks ([B*T, d], 0 or 1/(1-rate)) per layer instead of tf.dropout's:
+   *  the reference for engines that draw their own masks (src/train/batch.ts dropoutMasks). */
+  dropoutMasks?: Array<{ attn: tf.Tensor; mlp: tf.Tensor } | undefined>;
 }
 
 /** Final hidden states [B*T, d] for ids [B, T] (after the final LayerNorm). */
@@ -107,6 +110,8 @@ export function hiddenStates(params: Params, c: ModelConfig, ids: tf.Tensor2D, o
   const positions = tf.slice(params.get('wpe')!, [0, 0], [length, c.dModel]);
   let x = tf.reshape(tf.add(tf.reshape(tokens, [batch, length, c.dModel]), positions), [batch * length, c.dModel]) as tf.Tensor2D;
   const drop = (t: tf.Tensor2D, layer: number, which: number): tf.Tensor2D => {
+    const given = options.dropoutMasks?.[layer];
+    if (given) return tf.mul(t, which === 0 ? given.attn : given.mlp) as tf.Tensor2D;
     const rate = options.dropout?.[layer] ?? 0;
     return rate > 0 ? (tf.dropout(t, rate, undefined, (options.dropoutSeed ?? 0) + layer * 2 + which) as tf.Tensor2D) : t;
   };

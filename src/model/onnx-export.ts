@@ -20,7 +20,7 @@ export const ONNX_IR_VERSION = 9;
 /** Bump when the graph changes, so cached .onnx files are re-exported. */
 export const ONNX_EXPORTER_VERSION = 5;
 /** Added to attention scores of masked keys, so they lose to every allowed key whatever its score. */
-const MASKED_SCORE = -1e9;
+export const MASKED_SCORE = -1e9;
 /**
  * Before the softmax, scores are raised to at least (row max - SCORE_FLOOR). onnxruntime's exp
  * runs ~3x slower on inputs whose result underflows to a subnormal (below ~-87), which every
@@ -28,7 +28,7 @@ const MASKED_SCORE = -1e9;
  * (1.8e-35), far below float32 resolution, so the output is unchanged. A fixed mask of -60
  * would be as fast but wrong wherever a masked key's score beats the best allowed one by ~60.
  */
-const SCORE_FLOOR = 80;
+export const SCORE_FLOOR = 80;
 
 export const pastKeyName = (layer: number): string => `past_key_values.${layer}.key`;
 export const pastValueName = (layer: number): string => `past_key_values.${layer}.value`;
@@ -39,8 +39,8 @@ function bytesOf(data: Float32Array | BigInt64Array): Uint8Array {
   return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
 }
 
-/** Builds a node list and initializers with unique value names. */
-class GraphBuilder {
+/** Builds a node list and initializers with unique value names (also used by onnx-train.ts). */
+export class GraphBuilder {
   readonly nodes: NodeMsg[] = [];
   readonly initializers: TensorMsg[] = [];
   private counter = 0;
@@ -68,10 +68,10 @@ class GraphBuilder {
   }
 }
 
-const intAttr = (name: string, i: number): AttributeMsg => ({ name, type: AttrType.INT, i });
-const intsAttr = (name: string, ints: number[]): AttributeMsg => ({ name, type: AttrType.INTS, ints });
-const floatAttr = (name: string, f: number): AttributeMsg => ({ name, type: AttrType.FLOAT, f });
-const stringAttr = (name: string, s: string): AttributeMsg => ({ name, type: AttrType.STRING, s: new TextEncoder().encode(s) });
+export const intAttr = (name: string, i: number): AttributeMsg => ({ name, type: AttrType.INT, i });
+export const intsAttr = (name: string, ints: number[]): AttributeMsg => ({ name, type: AttrType.INTS, ints });
+export const floatAttr = (name: string, f: number): AttributeMsg => ({ name, type: AttrType.FLOAT, f });
+export const stringAttr = (name: string, s: string): AttributeMsg => ({ name, type: AttrType.STRING, s: new TextEncoder().encode(s) });
 
 /** Builds the ModelProto (as a plain object) for a config and its weights. */
 export function buildOnnxModel(model: ModelConfig, weights: NamedWeights): ModelMsg {

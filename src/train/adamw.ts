@@ -6,6 +6,7 @@
 // Hugging Face's Trainer (LIMA's setup) and nanoGPT do.
 import * as tf from '@tensorflow/tfjs';
 import type { Params } from '../model/gpt.ts';
+import type { NamedWeights } from '../model/weights.ts';
 
 export interface AdamWSettings {
   beta1: number;
@@ -97,4 +98,80 @@ export function restoreAdamW(params: Params, state: AdamWState, bin: Uint8Array,
 
 export function disposeAdamW(state: AdamWState): void {
   for (const x of [...state.m.values(), ...state.v.values()]) x.dispose();
+}
+
+/** AdamW state over plain arrays (the onnxruntime engine): same update, same checkpoint format. */
+export interface PlainAdamWState {
+  step: number;
+  m: Map<string, Float32Array>;
+  v: Map<string, Float32Array>;
+}
+
+export function createPlainAdamW(weights: NamedWeights): PlainAdamWState {
+  const m = new Map<string, Float32Array>();
+  const v = new Map<string, Float32Array>();
+  for (const [name, w] of weights) {
+    m.set(name, new Float32Array(w.data.length));
+    v.set(name, new Float32Array(w.data.length));
+  }
+  return { step: 0, m, v };
+}
+
+/** One AdamW step on `weights` in place (the formula at the top of this file); float64
+ *  arithmetic per element, stored as float32. */
+export function adamwStepPlain(weights: NamedWeights, grads: ReadonlyMap<string, Float32Array>, state: PlainAdamWState, lr: number, s: AdamWSettings): void {
+  state.step += 1;
+  const t = state.step;
+  const correction1 = 1 - s.beta1 ** t;
+  const correction2 = 1 - s.beta2 ** t;
+  const { beta1, beta2, eps } = s;
+  for (const [name, w] of weights) {
+    const g = grads.get(name);
+    if (!g || g.length !== w.data.length) throw new Error(`adamw: no gradient of the right size for ${name}`);
+    const m = state.m.get(name)!;
+    const v = state.v.get(name)!;
+    const p = w.data;
+    const keep = decays(w.shape) && s.weightDecay > 0 ? 1 - lr * s.weightDecay : 1;
+    for (let i = 0; i < p.length; i++) {
+      const gi = g[i]!;
+      const mi = beta1 * m[i]! + (1 - beta1) * gi;
+      const vi = beta2 * v[i]! + (1 - beta2) * gi * gi;
+      m[i] = mi;
+      v[i] = vi;
+      p[i] = p[i]! * keep - (lr * (mi / correction1)) / (Math.sqrt(vi / correction2) + eps);
+    }
+  }
+}
+
+/** As serializeAdamW: m then v for each tensor in weights order, float32. */
+export function serializePlainAdamW(weights: NamedWeights, state: PlainAdamWState): { bin: Uint8Array; json: string } {
+  const names = [...weights.keys()];
+  const total = names.reduce((a, n) => a + 2 * weights.get(n)!.data.length, 0);
+  const all = new Float32Array(total);
+  let offset = 0;
+  for (const name of names) {
+    for (const part of [state.m.get(name)!, state.v.get(name)!]) {
+      all.set(part, offset);
+      offset += part.length;
+    }
+  }
+  return { bin: new Uint8Array(all.buffer), json: JSON.stringify({ step: state.step, names }) };
+}
+
+export function restorePlainAdamW(weights: NamedWeights, state: PlainAdamWState, bin: Uint8Array, json: string, where: string): void {
+  const meta = JSON.parse(json) as { step: number; names: string[] };
+  const names = [...weights.keys()];
+  if (meta.names.join(',') !== names.join(',')) throw new Error(`${where}: optimizer state is for other tensors than this model's`);
+  const floats = new Float32Array(bin.buffer.slice(bin.byteOffset, bin.byteOffset + bin.byteLength));
+  let offset = 0;
+  for (const name of names) {
+    const size = weights.get(name)!.data.length;
+    for (const moments of [state.m, state.v]) {
+      if (offset + size > floats.length) throw new Error(`${where}: optimizer state is truncated`);
+      moments.set(name, floats.slice(offset, offset + size));
+      offset += size;
+    }
+  }
+  if (offset !== floats.length) throw new Error(`${where}: optimizer state has ${floats.length - offset} extra values`);
+  state.step = meta.step;
 }

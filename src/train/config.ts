@@ -8,14 +8,15 @@ export interface TrainConfig {
   beta1: number; beta2: number; eps: number;
   dropoutBottom: number; dropoutTop: number;
   maxLength: number;
-  backend: 'auto' | 'tensorflow' | 'wasm' | 'cpu';
+  backend: 'auto' | 'ort' | 'tensorflow' | 'wasm' | 'cpu'; // auto: tfjs-node-gpu with a GPU, else ort
+  threads: number | 'auto';    // 'ort' engine's threads; auto = every core
   base: { kind: 'scratch' } | { kind: 'checkpoint'; path: string } | { kind: 'pretrain'; epochs: number; batchSize: number; lr: number; maxLength: number };
 }
 
 export const defaultTrainConfig: TrainConfig = {
   epochs: 15, batchSize: 32, lr: 1e-5, lrEnd: 1e-6, lrScale: 1, weightDecay: 0.1,
   beta1: 0.9, beta2: 0.95, eps: 1e-8, dropoutBottom: 0.0, dropoutTop: 0.3,
-  maxLength: 128, backend: 'auto', base: { kind: 'scratch' },
+  maxLength: 128, backend: 'auto', threads: 'auto', base: { kind: 'scratch' },
 };
 
 function num(o: Record<string, unknown>, key: string, where: string, check: (v: number) => boolean, rule: string): number {
@@ -36,9 +37,10 @@ export function validateTrainConfig(c: unknown, where: string): TrainConfig {
   const o = { ...defaultTrainConfig, ...(c as Record<string, unknown>) } as Record<string, unknown>;
   for (const k of Object.keys(c)) if (!(k in defaultTrainConfig)) throw new Error(`${where}.${k}: unknown key`);
   const backend = o.backend;
-  if (backend !== 'auto' && backend !== 'tensorflow' && backend !== 'wasm' && backend !== 'cpu') {
-    throw new Error(`${where}.backend: expected auto|tensorflow|wasm|cpu, got ${JSON.stringify(backend)}`);
+  if (backend !== 'auto' && backend !== 'ort' && backend !== 'tensorflow' && backend !== 'wasm' && backend !== 'cpu') {
+    throw new Error(`${where}.backend: expected auto|ort|tensorflow|wasm|cpu, got ${JSON.stringify(backend)}`);
   }
+  const threads = o.threads === 'auto' ? 'auto' : num(o, 'threads', where, posInt, 'a positive integer or "auto"');
   const b = o.base as Record<string, unknown> | null;
   let base: TrainConfig['base'];
   if (typeof b !== 'object' || b === null) throw new Error(`${where}.base: expected an object with kind`);
@@ -69,7 +71,7 @@ export function validateTrainConfig(c: unknown, where: string): TrainConfig {
     dropoutBottom: num(o, 'dropoutBottom', where, unit, 'a number in [0, 1)'),
     dropoutTop: num(o, 'dropoutTop', where, unit, 'a number in [0, 1)'),
     maxLength: num(o, 'maxLength', where, (v) => posInt(v) && v >= 2, 'an integer >= 2'),
-    backend, base,
+    backend, threads, base,
   };
   if (cfg.lrEnd > cfg.lr) throw new Error(`${where}.lrEnd: ${cfg.lrEnd} is larger than lr ${cfg.lr} (decay only)`);
   return cfg;

@@ -5,24 +5,21 @@
 // a restart would lose, and the optimizer's moments are saved with every checkpoint.
 import path from 'node:path';
 import { promises as fs } from 'node:fs';
-import * as tf from '@tensorflow/tfjs';
 import type { ModelConfig } from '../model/config.ts';
 import { validateModelConfig, countParams } from '../model/config.ts';
 import type { NamedWeights } from '../model/weights.ts';
-import { initWeights, toParams, fromParams, disposeParams, maskedNll, type Params } from '../model/gpt.ts';
-import { createAdamWState, adamwStep, serializeAdamW, restoreAdamW, disposeAdamW, type AdamWState } from './adamw.ts';
+import { initWeights } from '../model/gpt.ts';
+import { createEngine } from './engine.ts';
+import type { TrainExample } from './batch.ts';
 import { writeCheckpoint, loadCheckpoint, listCheckpoints, verifyCheckpoint, epochDirName, type CheckpointManifest } from '../checkpoint/index.ts';
-import { initBackend } from './backend.ts';
+import { initBackend, type BackendChoice } from './backend.ts';
 import type { TrainConfig } from './config.ts';
 import { deriveSeed, mulberry32, shuffleInPlace } from '../util/rng.ts';
 import { createProgress } from '../util/progress.ts';
 import { stableHash } from '../util/hash.ts';
 
-export interface TrainExample {
-  ids: number[];
-  /** 1 where ids[t] is a target (see chat-format.ts). */
-  lossMask: ArrayLike<number>;
-}
+export type { TrainExample } from './batch.ts';
+export { makeBatch, trainStep } from './tfjs-engine.ts';
 
 export interface TrainRunOptions {
   model: ModelConfig;
@@ -64,72 +61,6 @@ export function learningRate(step: number, totalSteps: number, start: number, en
   return start + ((end - start) * step) / (totalSteps - 1);
 }
 
-interface Batch {
-  inputs: tf.Tensor2D;
-  targets: tf.Tensor2D;
-  mask: tf.Tensor2D;
-  /** Input positions that are not padding (throughput). */
-  tokens: number;
-  /** Scored targets (loss denominator). */
-  scored: number;
-}
-
-/** Right-padded batch: inputs ids[0..n-2], targets ids[1..n-1], mask from the loss mask. */
-export function makeBatch(examples: TrainExample[]): Batch {
-  const length = Math.max(...examples.map((e) => e.ids.length)) - 1;
-  if (length < 1) throw new Error('training batch: every example has fewer than 2 tokens');
-  const inputs = new Int32Array(examples.length * length);
-  const targets = new Int32Array(examples.length * length);
-  const mask = new Float32Array(examples.length * length);
-  let tokens = 0;
-  let scored = 0;
-  examples.forEach((e, b) => {
-    for (let t = 0; t + 1 < e.ids.length; t++) {
-      inputs[b * length + t] = e.ids[t]!;
-      targets[b * length + t] = e.ids[t + 1]!;
-      mask[b * length + t] = e.lossMask[t + 1]!;
-      tokens += 1;
-      scored += e.lossMask[t + 1]!;
-    }
-  });
-  const shape: [number, number] = [examples.length, length];
-  return { inputs: tf.tensor2d(inputs, shape, 'int32'), targets: tf.tensor2d(targets, shape, 'int32'), mask: tf.tensor2d(mask, shape), tokens, scored };
-}
-
-function disposeBatch(b: Batch): void {
-  b.inputs.dispose();
-  b.targets.dispose();
-  b.mask.dispose();
-}
-
-/** One optimisation step; returns the batch's mean loss over scored targets. */
-export function trainStep(params: Params, model: ModelConfig, state: AdamWState, batch: Batch, lr: number, train: Pick<TrainConfig, 'beta1' | 'beta2' | 'eps' | 'weightDecay'>, dropout: number[] | undefined, dropoutSeed: number): number {
-  const variables = [...params.values()];
-  const { value, grads } = tf.tidy(() =>
-    tf.variableGrads(() => maskedNll(params, model, batch.inputs, batch.targets, batch.mask, { dropout, dropoutSeed }), variables),
-  );
-  const byName: Record<string, tf.Tensor> = {};
-  for (const [name, v] of params) byName[name] = grads[v.name]!;
-  const loss = value.dataSync()[0]!;
-  value.dispose();
-  if (!Number.isFinite(loss)) {
-    for (const g of Object.values(byName)) g.dispose();
-    throw new Error(`training diverged: loss is ${loss} at optimizer step ${state.step + 1} (lower train.lr or train.lrScale)`);
-  }
-  adamwStep(params, byName, state, lr, train);
-  return loss;
-}
-
-/** Builds the batch, runs `step` on it, frees it; returns the summed loss and the token counts. */
-function stepOnExamples(examples: TrainExample[], step: (batch: Batch) => number): { lossSum: number; scored: number; tokens: number } {
-  const batch = makeBatch(examples);
-  try {
-    return { lossSum: step(batch) * batch.scored, scored: batch.scored, tokens: batch.tokens };
-  } finally {
-    disposeBatch(batch);
-  }
-}
-
 /** Batches of one epoch, in a order derived from (seed, phase, epoch) only. */
 function epochBatches(n: number, batchSize: number, seed: number, seedLabel: string, epoch: number): number[][] {
   const order = shuffleInPlace(Array.from({ length: n }, (_, i) => i), mulberry32(deriveSeed(seed, seedLabel, 'shuffle', epoch)));
@@ -151,7 +82,7 @@ export async function runTraining(opts: TrainRunOptions): Promise<TrainRunResult
   if (opts.examples.length === 0) throw new Error('training: no examples');
   const tooLong = opts.examples.findIndex((e) => e.ids.length > model.context);
   if (tooLong >= 0) throw new Error(`training: example ${tooLong} has ${opts.examples[tooLong]!.ids.length} tokens, more than model.context ${model.context}`);
-  const backend = await initBackend(train.backend);
+  const backend = await initBackend(train.backend, { threads: train.threads });
   const log = (m: string) => opts.quiet || process.env.LIMA_QUIET === '1' ? undefined : process.stderr.write(`[train] ${m}\n`);
   log(`GPT ${countParams(model).toLocaleString('en-US')} parameters (d ${model.dModel}, ${model.layers} layers, ${model.heads} heads, context ${model.context}, vocab ${model.vocab}) on ${backend.name}`);
   await fs.mkdir(runDir, { recursive: true });
@@ -190,12 +121,11 @@ export async function runTraining(opts: TrainRunOptions): Promise<TrainRunResult
   const started = Date.now();
   let trainedTokens = 0;
   let finetuneSeconds = 0;
-  if (!weights) weights = await baseWeights(opts, backend.name, log);
+  if (!weights) weights = await baseWeights(opts, backend, log);
 
-  const params = toParams(weights);
-  const state = createAdamWState(params);
+  const engine = await createEngine(backend, model, weights, train);
   try {
-    if (optimizer) restoreAdamW(params, state, optimizer.bin, optimizer.json, optimizer.where);
+    if (optimizer) engine.restoreOptimizer(optimizer.bin, optimizer.json, optimizer.where);
     const stepsPerEpoch = Math.ceil(opts.examples.length / train.batchSize);
     const totalSteps = stepsPerEpoch * train.epochs;
     const lrStart = train.lr * train.lrScale;
@@ -211,10 +141,8 @@ export async function runTraining(opts: TrainRunOptions): Promise<TrainRunResult
       let step = (epoch - 1) * stepsPerEpoch;
       for (const indices of epochBatches(opts.examples.length, train.batchSize, seed, 'finetune', epoch)) {
         const lr = learningRate(step, totalSteps, lrStart, lrEnd);
-        const done = stepOnExamples(indices.map((i) => opts.examples[i]!), (batch) =>
-          trainStep(params, model, state, batch, lr, train, dropout, deriveSeed(seed, 'finetune', 'dropout', step)),
-        );
-        lossSum += done.lossSum;
+        const done = await engine.step(indices.map((i) => opts.examples[i]!), lr, dropout, deriveSeed(seed, 'finetune', 'dropout', step));
+        lossSum += done.loss * done.scored;
         scoredSum += done.scored;
         phaseTokens += done.tokens;
         step += 1;
@@ -223,10 +151,10 @@ export async function runTraining(opts: TrainRunOptions): Promise<TrainRunResult
       }
       const trainLoss = lossSum / Math.max(1, scoredSum);
       const tokensPerSec = phaseTokens / Math.max(1e-3, (Date.now() - phaseStarted) / 1000);
-      const opt = serializeAdamW(params, state);
+      const opt = engine.serializeOptimizer();
       const dir = await writeCheckpoint(
         runDir,
-        { model, weights: fromParams(params), tokenizer: opts.tokenizerJson, extraFiles: { [OPTIMIZER_BIN]: opt.bin, [OPTIMIZER_JSON]: opt.json } },
+        { model, weights: engine.weights(), tokenizer: opts.tokenizerJson, extraFiles: { [OPTIMIZER_BIN]: opt.bin, [OPTIMIZER_JSON]: opt.json } },
         {
           epoch,
           step,
@@ -253,8 +181,7 @@ export async function runTraining(opts: TrainRunOptions): Promise<TrainRunResult
     trainedTokens = phaseTokens;
     finetuneSeconds = (Date.now() - phaseStarted) / 1000;
   } finally {
-    disposeParams(params);
-    disposeAdamW(state);
+    await engine.dispose();
   }
   const seconds = (Date.now() - started) / 1000;
   // Fine-tuning throughput only: pretraining time is in `seconds` but not in these tokens.
@@ -262,7 +189,7 @@ export async function runTraining(opts: TrainRunOptions): Promise<TrainRunResult
 }
 
 /** Starting weights: from scratch, an earlier checkpoint, or a short pretraining stage (kept in runDir/base). */
-async function baseWeights(opts: TrainRunOptions, backendName: string, log: (m: string) => void): Promise<NamedWeights> {
+async function baseWeights(opts: TrainRunOptions, backend: BackendChoice, log: (m: string) => void): Promise<NamedWeights> {
   const { model, train, seed } = opts;
   const base = train.base;
   if (base.kind === 'scratch') return initWeights(model, deriveSeed(seed, 'init'));
@@ -289,8 +216,7 @@ async function baseWeights(opts: TrainRunOptions, backendName: string, log: (m: 
   const sequences = opts.pretrainExamples ?? [];
   if (sequences.length === 0) throw new Error('train.base is "pretrain" but there is no pretraining text');
   const examples: TrainExample[] = sequences.map((ids) => ({ ids, lossMask: ids.map((_, t) => (t === 0 ? 0 : 1)) }));
-  const params = toParams(initWeights(model, deriveSeed(seed, 'init')));
-  const state = createAdamWState(params);
+  const engine = await createEngine(backend, model, initWeights(model, deriveSeed(seed, 'init')), train);
   try {
     const stepsPerEpoch = Math.ceil(examples.length / base.batchSize);
     const totalSteps = stepsPerEpoch * base.epochs;
@@ -304,8 +230,8 @@ async function baseWeights(opts: TrainRunOptions, backendName: string, log: (m: 
       for (const indices of epochBatches(examples.length, base.batchSize, seed, 'pretrain', epoch)) {
         // Linear decay to a tenth of the rate; no dropout (as nanoGPT's pretraining).
         const lr = learningRate(step, totalSteps, base.lr, base.lr / 10);
-        const done = stepOnExamples(indices.map((i) => examples[i]!), (batch) => trainStep(params, model, state, batch, lr, train, undefined, 0));
-        lossSum += done.lossSum;
+        const done = await engine.step(indices.map((i) => examples[i]!), lr, undefined, 0);
+        lossSum += done.loss * done.scored;
         scoredSum += done.scored;
         tokens += done.tokens;
         step += 1;
@@ -313,21 +239,20 @@ async function baseWeights(opts: TrainRunOptions, backendName: string, log: (m: 
       }
     }
     progress.done();
-    const weights = fromParams(params);
+    const weights = engine.weights();
     const meta: Omit<CheckpointManifest, 'files' | 'time'> = {
       epoch: base.epochs,
       step,
       trainLoss: lossSum / Math.max(1, scoredSum),
       dataHash: opts.dataHash,
       configHash: identity,
-      backend: backendName,
+      backend: backend.name,
       extra: { kind: 'pretrain', sequences: sequences.length, tokens, seconds: (Date.now() - started) / 1000 },
     };
     await writeCheckpoint(baseDir, { model, weights, tokenizer: opts.tokenizerJson }, meta);
     log(`base model: pretrained ${base.epochs} epoch(s) on ${sequences.length} sequences, loss ${meta.trainLoss.toFixed(3)}`);
     return weights;
   } finally {
-    disposeParams(params);
-    disposeAdamW(state);
+    await engine.dispose();
   }
 }

@@ -16,7 +16,7 @@ const tinyConfig = {
   data: { builtin: 'wordnet', train: [], heldout: [], dev: [], counts: { train: 48, heldout: 40, dev: 4 }, pretrainTexts: 64 },
   tokenizer: { vocabSize: 300 },
   model: { context: 48, dModel: 16, layers: 1, heads: 2 },
-  train: { epochs: 4, batchSize: 16, lrScale: 300, maxLength: 48, backend: 'wasm', base: { kind: 'pretrain', epochs: 1, batchSize: 16, lr: 3e-3, maxLength: 48 } },
+  train: { epochs: 4, batchSize: 16, lrScale: 300, maxLength: 48, backend: 'ort', threads: 1, base: { kind: 'pretrain', epochs: 1, batchSize: 16, lr: 3e-3, maxLength: 48 } },
   eval: { workers: 1, maxLength: 48, generation: { samples: 2, maxNewTokens: 12 } },
   judge: { kind: 'rubric' },
   analysis: { window: [2, 3], bootstrap: 50 },

@@ -26,10 +26,10 @@ async function tempDir(): Promise<string> {
   return fs.mkdtemp(path.join(os.tmpdir(), 'lima-train-'));
 }
 
-function options(runDir: string, epochs: number, extra: Partial<TrainRunOptions> = {}): TrainRunOptions {
+function options(runDir: string, epochs: number, extra: Partial<TrainRunOptions> = {}, backend: 'wasm' | 'ort' = 'wasm'): TrainRunOptions {
   return {
     model,
-    train: { ...defaultTrainConfig, epochs, batchSize: 8, lr: 3e-3, lrEnd: 3e-4, lrScale: 1, dropoutTop: 0.1, maxLength: 24, backend: 'wasm' },
+    train: { ...defaultTrainConfig, epochs, batchSize: 8, lr: 3e-3, lrEnd: 3e-4, lrScale: 1, dropoutTop: 0.1, maxLength: 24, backend, threads: 2 },
     seed: 5,
     runDir,
     examples: examples(28),
@@ -43,44 +43,46 @@ function options(runDir: string, epochs: number, extra: Partial<TrainRunOptions>
   };
 }
 
-test('a tiny model learns the task: train loss falls far below chance, one checkpoint per epoch', async () => {
-  const dir = await tempDir();
-  const result = await runTraining(options(dir, 30));
-  assert.equal(result.checkpoints.length, 30);
-  assert.equal(result.backend, 'wasm');
-  const first = result.checkpoints[0]!.trainLoss;
-  const last = result.checkpoints[29]!.trainLoss;
-  assert.ok(first > 3, `first epoch loss ${first} should be near chance (ln 40 = 3.7)`);
-  assert.ok(last < 0.5 * first, `loss fell from ${first} to only ${last}`);
-  const ck = await loadCheckpoint(result.checkpoints[29]!.dir);
-  assert.equal(ck.manifest.epoch, 30);
-  assert.equal(ck.manifest.backend, 'wasm');
-  assert.ok(ck.manifest.files['weights.bin'] && ck.manifest.files['optimizer.bin']);
-  assert.deepEqual(ck.tokenizer, { test: true });
-  await fs.rm(dir, { recursive: true, force: true });
-});
+for (const backend of ['wasm', 'ort'] as const) {
+  test(`${backend}: a tiny model learns the task: train loss falls far below chance, one checkpoint per epoch`, async () => {
+    const dir = await tempDir();
+    const result = await runTraining(options(dir, 30, {}, backend));
+    assert.equal(result.checkpoints.length, 30);
+    assert.equal(result.backend, backend);
+    const first = result.checkpoints[0]!.trainLoss;
+    const last = result.checkpoints[29]!.trainLoss;
+    assert.ok(first > 3, `first epoch loss ${first} should be near chance (ln 40 = 3.7)`);
+    assert.ok(last < 0.5 * first, `loss fell from ${first} to only ${last}`);
+    const ck = await loadCheckpoint(result.checkpoints[29]!.dir);
+    assert.equal(ck.manifest.epoch, 30);
+    assert.equal(ck.manifest.backend, backend);
+    assert.ok(ck.manifest.files['weights.bin'] && ck.manifest.files['optimizer.bin']);
+    assert.deepEqual(ck.tokenizer, { test: true });
+    await fs.rm(dir, { recursive: true, force: true });
+  });
 
-test('resume after an interruption gives the same weights as an uninterrupted run', async () => {
-  const straight = await tempDir();
-  await runTraining(options(straight, 4));
-  const interrupted = await tempDir();
-  await runTraining(options(interrupted, 4));
-  // As if killed during epoch 3: epochs 3 and 4 never got written.
-  await fs.rm(path.join(interrupted, 'epoch-03'), { recursive: true });
-  await fs.rm(path.join(interrupted, 'epoch-04'), { recursive: true });
-  await fs.mkdir(path.join(interrupted, '.epoch-03.123.tmp')); // a half-written checkpoint
-  const resumed = await runTraining(options(interrupted, 4));
-  assert.deepEqual(resumed.checkpoints.map((c) => c.epoch), [1, 2, 3, 4]);
-  for (const epoch of ['epoch-03', 'epoch-04']) {
-    assert.equal(await sha256File(path.join(interrupted, epoch, 'weights.bin')), await sha256File(path.join(straight, epoch, 'weights.bin')), `${epoch} weights differ`);
-  }
-  assert.deepEqual((await listCheckpoints(interrupted)).map((c) => c.epoch), [1, 2, 3, 4]);
-  // A finished run resumes to nothing.
-  const again = await runTraining(options(interrupted, 4));
-  assert.equal(again.checkpoints.length, 4);
-  await fs.rm(straight, { recursive: true, force: true });
-  await fs.rm(interrupted, { recursive: true, force: true });
-});
+  test(`${backend}: resume after an interruption gives the same weights as an uninterrupted run`, async () => {
+    const straight = await tempDir();
+    await runTraining(options(straight, 4, {}, backend));
+    const interrupted = await tempDir();
+    await runTraining(options(interrupted, 4, {}, backend));
+    // As if killed during epoch 3: epochs 3 and 4 never got written.
+    await fs.rm(path.join(interrupted, 'epoch-03'), { recursive: true });
+    await fs.rm(path.join(interrupted, 'epoch-04'), { recursive: true });
+    await fs.mkdir(path.join(interrupted, '.epoch-03.123.tmp')); // a half-written checkpoint
+    const resumed = await runTraining(options(interrupted, 4, {}, backend));
+    assert.deepEqual(resumed.checkpoints.map((c) => c.epoch), [1, 2, 3, 4]);
+    for (const epoch of ['epoch-03', 'epoch-04']) {
+      assert.equal(await sha256File(path.join(interrupted, epoch, 'weights.bin')), await sha256File(path.join(straight, epoch, 'weights.bin')), `${epoch} weights differ`);
+    }
+    assert.deepEqual((await listCheckpoints(interrupted)).map((c) => c.epoch), [1, 2, 3, 4]);
+    // A finished run resumes to nothing.
+    const again = await runTraining(options(interrupted, 4, {}, backend));
+    assert.equal(again.checkpoints.length, 4);
+    await fs.rm(straight, { recursive: true, force: true });
+    await fs.rm(interrupted, { recursive: true, force: true });
+  });
+}
 
 test('a corrupted checkpoint is refused with a message naming the file', async () => {
   const dir = await tempDir();
@@ -101,20 +103,22 @@ test('a run made with another config is not silently continued', async () => {
   await fs.rm(dir, { recursive: true, force: true });
 });
 
-test('pretraining base: trained once into runDir/base and reused on rerun', async () => {
-  const dir = await tempDir();
-  const pretrainExamples = Array.from({ length: 12 }, (_, i) => Array.from({ length: 20 }, (_, t) => 5 + ((i + t) % 30)));
-  const opts = options(dir, 1, { pretrainExamples });
-  opts.train = { ...opts.train, base: { kind: 'pretrain', epochs: 2, batchSize: 4, lr: 3e-3, maxLength: 20 } };
-  await runTraining(opts);
-  const base = (await listCheckpoints(path.join(dir, 'base')))[0]!;
-  assert.equal(base.epoch, 2);
-  const before = await sha256File(path.join(base.dir, 'weights.bin'));
-  await fs.rm(path.join(dir, 'epoch-01'), { recursive: true });
-  await runTraining(opts);
-  assert.equal(await sha256File(path.join(base.dir, 'weights.bin')), before);
-  await fs.rm(dir, { recursive: true, force: true });
-});
+for (const backend of ['wasm', 'ort'] as const) {
+  test(`${backend}: pretraining base: trained once into runDir/base and reused on rerun`, async () => {
+    const dir = await tempDir();
+    const pretrainExamples = Array.from({ length: 12 }, (_, i) => Array.from({ length: 20 }, (_, t) => 5 + ((i + t) % 30)));
+    const opts = options(dir, 1, { pretrainExamples }, backend);
+    opts.train = { ...opts.train, base: { kind: 'pretrain', epochs: 2, batchSize: 4, lr: 3e-3, maxLength: 20 } };
+    await runTraining(opts);
+    const base = (await listCheckpoints(path.join(dir, 'base')))[0]!;
+    assert.equal(base.epoch, 2);
+    const before = await sha256File(path.join(base.dir, 'weights.bin'));
+    await fs.rm(path.join(dir, 'epoch-01'), { recursive: true });
+    await runTraining(opts);
+    assert.equal(await sha256File(path.join(base.dir, 'weights.bin')), before);
+    await fs.rm(dir, { recursive: true, force: true });
+  });
+}
 
 test('bad shapes and data are refused before any work', async () => {
   const dir = await tempDir();
