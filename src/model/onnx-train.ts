@@ -19,11 +19,37 @@
 import type { ModelConfig } from './config.ts';
 import { validateModelConfig } from './config.ts';
 import { LAYER_NORM_EPS, weightShapes } from './weights.ts';
-import { GraphBuilder, intAttr, intsAttr, floatAttr, stringAttr, MASKED_SCORE, SCORE_FLOOR, ONNX_IR_VERSION, ONNX_OPSET } from './onnx-export.ts';
+import { GraphBuilder, intAttr, intsAttr, floatAttr, MASKED_SCORE, SCORE_FLOOR, ONNX_IR_VERSION, ONNX_OPSET } from './onnx-export.ts';
 import { DataType, encodeModel, valueInfo, type ModelMsg } from './onnx-proto.ts';
 
 /** Bump when the training graph changes. */
-export const ONNX_TRAIN_GRAPH_VERSION = 1;
+export const ONNX_TRAIN_GRAPH_VERSION = 2;
+
+/**
+ * The tied wte's gradient has two row terms that onnxruntime would add with ScatterND
+ * (reduction "add"), whose multi-threaded kernel sums repeated ids in a varying order: the same
+ * step gave different wte gradients run to run on 2 threads. So the graph outputs the rows and
+ * the caller adds them in a fixed order (addWteRows): grad.wte -= row n of WTE_TARGET_ROWS at
+ * targets[n], grad.wte += row n of WTE_INPUT_ROWS at input_ids[n].
+ */
+export const WTE_TARGET_ROWS = 'wte_target_rows';
+export const WTE_INPUT_ROWS = 'wte_input_rows';
+
+/**
+ * Completes grad.wte ([vocab, d], in place) with the row terms, in row order (deterministic).
+ * targetRows and inputRows are [N, d]; targets and inputs hold N token ids.
+ */
+export function addWteRows(gradWte: Float32Array, d: number, targets: ArrayLike<number>, targetRows: Float32Array, inputs: ArrayLike<number>, inputRows: Float32Array): void {
+  for (let n = 0; n < targets.length; n++) {
+    const t = targets[n]! * d;
+    const i = inputs[n]! * d;
+    const r = n * d;
+    for (let j = 0; j < d; j++) {
+      gradWte[t + j] -= targetRows[r + j]!;
+      gradWte[i + j] += inputRows[r + j]!;
+    }
+  }
+}
 
 export const gradName = (weight: string): string => `grad.${weight}`;
 export const dropoutMaskName = (layer: number, which: 'attn' | 'mlp'): string => `dropout.${layer}.${which}`;
@@ -173,7 +199,9 @@ export function buildTrainGraph(model: ModelConfig, options: TrainGraphOptions =
   //   d h                 = w (P wte - wte[target])
   const targetIds = op('Reshape', ['targets', g.int64('const_minus_one_targets', [1], [-1])], [], 'target_ids');
   const weightedH = op('Mul', [lnf.out, 'loss_weights'], [], 'lnf_weighted');
-  const dWteOut = op('ScatterND', [gemm(probsOut, weightedH, undefined, 1, 0), 'targets', op('Neg', [weightedH])], [stringAttr('reduction', 'add')], 'd_wte_out'); // [V, d]
+  // The dense term only; the row terms leave the graph (see the outputs below).
+  gemm(probsOut, weightedH, undefined, 1, 0, gradName('wte')); // [V, d]
+  op('Identity', [weightedH], [], WTE_TARGET_ROWS);
   const dLnf = op('Mul', [op('Sub', [gemm(probsOut, 'wte', undefined, 0, 0), op('Gather', ['wte', targetIds], [intAttr('axis', 0)])]), 'loss_weights'], [], 'd_lnf'); // [N, d]
 
   /** LayerNorm's input gradient from the gradient of xhat. */
@@ -227,12 +255,12 @@ export function buildTrainGraph(model: ModelConfig, options: TrainGraphOptions =
     const dQkv = op('Concat', [fromHeads(dQ, `${p}.d_q`), fromHeads(dK, `${p}.d_k`), fromHeads(dV, `${p}.d_v`)], [intAttr('axis', 1)], `${p}.d_qkv`);
     dx = op('Add', [dx1, normLinearBack(dQkv, s.ln1, `${p}.ln1`, `${p}.attn.wqkv`, `${p}.attn.bqkv`)], [], `${p}.d_resid0`);
   }
-  // Embeddings: positions summed over the batch and zero-padded to the context; token rows
-  // scattered (repeated ids summed) onto the output projection's gradient of the tied wte.
+  // Embeddings: positions summed over the batch and zero-padded to the context; token rows go
+  // out as they are, to be added at their ids by the caller (with wte_target_rows).
   const dPos = op('ReduceSum', [op('Reshape', [dx, hiddenShape]), axis0], [intAttr('keepdims', 0)], 'd_pos'); // [T, d]
   const padRows = op('Sub', [g.int64('const_context_1d', [1], [context]), seqLen1]);
   op('Pad', [dPos, op('Concat', [g.int64('const_zero_2', [2], [0, 0]), padRows, zero1], [intAttr('axis', 0)])], [], gradName('wpe'));
-  op('ScatterND', [dWteOut, op('Unsqueeze', [ids, lastAxis]), dx], [stringAttr('reduction', 'add')], gradName('wte'));
+  op('Identity', [dx], [], WTE_INPUT_ROWS);
 
   const shapes = weightShapes(model);
   const inputs = [
@@ -244,7 +272,12 @@ export function buildTrainGraph(model: ModelConfig, options: TrainGraphOptions =
   for (let i = 0; i < layers; i++) {
     if (dropoutLayers[i]) inputs.push(valueInfo(dropoutMaskName(i, 'attn'), DataType.FLOAT, ['tokens', d]), valueInfo(dropoutMaskName(i, 'mlp'), DataType.FLOAT, ['tokens', d]));
   }
-  const outputs = [valueInfo('loss', DataType.FLOAT, []), ...shapes.map(([name, shape]) => valueInfo(gradName(name), DataType.FLOAT, shape))];
+  const outputs = [
+    valueInfo('loss', DataType.FLOAT, []),
+    ...shapes.map(([name, shape]) => valueInfo(gradName(name), DataType.FLOAT, shape)),
+    valueInfo(WTE_TARGET_ROWS, DataType.FLOAT, ['tokens', d]),
+    valueInfo(WTE_INPUT_ROWS, DataType.FLOAT, ['tokens', d]),
+  ];
   return {
     irVersion: ONNX_IR_VERSION,
     opsetImport: [{ domain: '', version: ONNX_OPSET }],

@@ -5,7 +5,7 @@ import * as ort from 'onnxruntime-node';
 import type { ModelConfig } from '../model/config.ts';
 import type { NamedWeights } from '../model/weights.ts';
 import { checkWeights } from '../model/weights.ts';
-import { trainGraphBytes, gradName, dropoutMaskName } from '../model/onnx-train.ts';
+import { trainGraphBytes, gradName, dropoutMaskName, addWteRows, WTE_INPUT_ROWS, WTE_TARGET_ROWS } from '../model/onnx-train.ts';
 import { adamwStepPlain, createPlainAdamW, restorePlainAdamW, serializePlainAdamW, type AdamWSettings } from './adamw.ts';
 import { dropoutMasks, makeBatchArrays, type BatchArrays, type TrainExample } from './batch.ts';
 import type { TrainEngine, StepResult } from './engine.ts';
@@ -92,6 +92,9 @@ export class OrtTrainSession {
     const out = await this.session.run(feeds, this.fetches);
     const grads = new Map<string, Float32Array>();
     for (const name of weights.keys()) grads.set(name, out[gradName(name)]!.data as Float32Array);
+    const wte = grads.get('wte');
+    if (!wte) throw new Error('ort training step: the graph returned no grad.wte');
+    addWteRows(wte, d, batch.targets, out[WTE_TARGET_ROWS]!.data as Float32Array, batch.inputs, out[WTE_INPUT_ROWS]!.data as Float32Array);
     return { loss: (out.loss!.data as Float32Array)[0]!, grads };
   }
 
