@@ -8,18 +8,17 @@ import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import * as ort from 'onnxruntime-node';
 import { Piscina } from 'piscina';
 import { countParams, type ModelConfig } from '../src/model/config.ts';
 import { exportOnnx } from '../src/model/onnx-export.ts';
-import { encodeModel, DataType, valueInfo } from '../src/model/onnx-proto.ts';
-import { saveWeights, weightShapes, type NamedWeights } from '../src/model/weights.ts';
+import { saveWeights, type NamedWeights } from '../src/model/weights.ts';
 import { DecoderSession } from '../src/eval/session.ts';
 import { generateIds } from '../src/eval/generate.ts';
 import { defaultGenerationConfig } from '../src/eval/config.ts';
 import type { EvalTaskResult, PerplexityTask } from '../src/eval/tasks.ts';
 import type { ScoringExample } from '../src/eval/scoring.ts';
-import { gaussian, mulberry32 } from '../src/util/rng.ts';
+import { mulberry32 } from '../src/util/rng.ts';
+import { matmulSession, randomWeights as randomWeightsOf } from './common.ts';
 
 const quick = process.argv.includes('--quick');
 const seconds = quick ? 3 : 10;
@@ -31,18 +30,7 @@ const model: ModelConfig = { vocab: 2048, context: 256, dModel: 128, layers: 4, 
 const BATCH = 8;
 const SEQ = 256;
 
-function randomWeights(seed: number): NamedWeights {
-  const rng = mulberry32(seed);
-  const weights: NamedWeights = new Map();
-  for (const [name, shape] of weightShapes(model)) {
-    const n = shape.reduce((a, b) => a * b, 1);
-    const data = new Float32Array(n);
-    const base = name.endsWith('gamma') ? 1 : 0;
-    for (let i = 0; i < n; i++) data[i] = base + 0.05 * gaussian(rng);
-    weights.set(name, { shape, data });
-  }
-  return weights;
-}
+const randomWeights = (seed: number): NamedWeights => randomWeightsOf(model, seed);
 
 async function timeLoop(fn: () => Promise<unknown>, budgetSeconds: number): Promise<{ runs: number; seconds: number }> {
   await fn(); // warm-up
@@ -56,27 +44,10 @@ async function timeLoop(fn: () => Promise<unknown>, budgetSeconds: number): Prom
 }
 
 async function matmulGflops(threads: number): Promise<number> {
-  const n = 1024;
-  const rng = mulberry32(3);
-  const b = Float32Array.from({ length: n * n }, () => rng() - 0.5);
-  const bytes = encodeModel({
-    irVersion: 9,
-    opsetImport: [{ domain: '', version: 20 }],
-    producerName: 'lima-harness-bench',
-    producerVersion: '1',
-    graph: {
-      name: 'matmul',
-      node: [{ input: ['a', 'b'], output: ['c'], opType: 'MatMul', name: 'mm' }],
-      initializer: [{ name: 'b', dims: [n, n], dataType: DataType.FLOAT, rawData: new Uint8Array(b.buffer) }],
-      input: [valueInfo('a', DataType.FLOAT, [n, n])],
-      output: [valueInfo('c', DataType.FLOAT, [n, n])],
-    },
-  });
-  const session = await ort.InferenceSession.create(bytes, { intraOpNumThreads: threads, interOpNumThreads: 1, executionMode: 'sequential' });
-  const a = new ort.Tensor('float32', Float32Array.from({ length: n * n }, () => rng() - 0.5), [n, n]);
+  const { session, a, flop } = await matmulSession(threads);
   const { runs, seconds: s } = await timeLoop(() => session.run({ a }), seconds / 3);
   await session.release();
-  return (2 * n ** 3 * runs) / s / 1e9;
+  return (flop * runs) / s / 1e9;
 }
 
 function tokenBatch(seed: number): number[][] {

@@ -9,29 +9,20 @@ import path from 'node:path';
 import { Piscina } from 'piscina';
 import type { ModelConfig } from '../src/model/config.ts';
 import { exportOnnx } from '../src/model/onnx-export.ts';
-import { weightShapes, type NamedWeights } from '../src/model/weights.ts';
+import type { NamedWeights } from '../src/model/weights.ts';
 import { runQueued, type QueuedTask } from '../src/eval/queue.ts';
 import type { PerplexityTask } from '../src/eval/tasks.ts';
 import { createProgress } from '../src/util/progress.ts';
 import { sha256File } from '../src/util/hash.ts';
-import { gaussian, mulberry32 } from '../src/util/rng.ts';
+import { mulberry32 } from '../src/util/rng.ts';
+import { randomWeights as randomWeightsOf } from './common.ts';
 import { redisMissing, startRedis, startWorker } from '../tests/eval/redis-fixture.ts';
 
 const quick = process.argv.includes('--quick');
 const model: ModelConfig = { vocab: 2048, context: 256, dModel: 128, layers: 4, heads: 4 };
 const log = (msg: string): void => console.log(msg);
 
-function randomWeights(seed: number): NamedWeights {
-  const rng = mulberry32(seed);
-  const weights: NamedWeights = new Map();
-  for (const [name, shape] of weightShapes(model)) {
-    const n = shape.reduce((a, b) => a * b, 1);
-    const data = new Float32Array(n);
-    for (let i = 0; i < n; i++) data[i] = (name.endsWith('gamma') ? 1 : 0) + 0.05 * gaussian(rng);
-    weights.set(name, { shape, data });
-  }
-  return weights;
-}
+const randomWeights = (seed: number): NamedWeights => randomWeightsOf(model, seed);
 
 function scoringTask(onnxPath: string, batch: number, seq: number, seed: number): PerplexityTask {
   const rng = mulberry32(seed);

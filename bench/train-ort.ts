@@ -9,10 +9,9 @@ import path from 'node:path';
 import * as ort from 'onnxruntime-node';
 import type { ModelConfig } from '../src/model/config.ts';
 import { initWeights } from '../src/model/gpt.ts';
-import { DataType, encodeModel, valueInfo } from '../src/model/onnx-proto.ts';
 import { createOrtEngine, OrtTrainSession } from '../src/train/ort-engine.ts';
 import { dropoutMasks, makeBatchArrays, type TrainExample } from '../src/train/batch.ts';
-import { mulberry32 } from '../src/util/rng.ts';
+import { matmulSession } from './common.ts';
 
 interface Settings {
   model: ModelConfig;
@@ -41,24 +40,7 @@ function peakRssMB(): number {
 }
 
 async function matmulGflops(threads: number, seconds: number): Promise<number> {
-  const n = 1024;
-  const rng = mulberry32(3);
-  const b = Float32Array.from({ length: n * n }, () => rng() - 0.5);
-  const bytes = encodeModel({
-    irVersion: 9,
-    opsetImport: [{ domain: '', version: 20 }],
-    producerName: 'lima-harness-bench',
-    producerVersion: '1',
-    graph: {
-      name: 'matmul',
-      node: [{ input: ['a', 'b'], output: ['c'], opType: 'MatMul', name: 'mm' }],
-      initializer: [{ name: 'b', dims: [n, n], dataType: DataType.FLOAT, rawData: new Uint8Array(b.buffer) }],
-      input: [valueInfo('a', DataType.FLOAT, [n, n])],
-      output: [valueInfo('c', DataType.FLOAT, [n, n])],
-    },
-  });
-  const session = await ort.InferenceSession.create(bytes, { intraOpNumThreads: threads, interOpNumThreads: 1, executionMode: 'sequential' });
-  const a = new ort.Tensor('float32', Float32Array.from({ length: n * n }, () => rng() - 0.5), [n, n]);
+  const { session, a, flop } = await matmulSession(threads);
   await session.run({ a });
   let runs = 0;
   const start = performance.now();
@@ -68,7 +50,7 @@ async function matmulGflops(threads: number, seconds: number): Promise<number> {
   }
   const elapsed = (performance.now() - start) / 1000;
   await session.release();
-  return (2 * n ** 3 * runs) / elapsed / 1e9;
+  return (flop * runs) / elapsed / 1e9;
 }
 
 /** Sums an onnxruntime profile (chrome-trace JSON) by op type, slowest first. */
