@@ -1,24 +1,11 @@
-// Pieces the benchmarks share: random weights of a given shape, and onnxruntime's own MatMul
+// Pieces the benchmarks share: random weights (the tests' helper), and onnxruntime's own MatMul
 // rate (the yardstick the engines' GFLOP/s are compared with, measured in the same run).
 import * as ort from 'onnxruntime-node';
-import type { ModelConfig } from '../src/model/config.ts';
 import { DataType, encodeModel, valueInfo } from '../src/model/onnx-proto.ts';
-import { weightShapes, type NamedWeights } from '../src/model/weights.ts';
-import { gaussian, mulberry32 } from '../src/util/rng.ts';
+import { mulberry32 } from '../src/util/rng.ts';
 
-/** Weights of `model`'s shapes: N(0, 0.05^2), LayerNorm gains around 1; deterministic in `seed`. */
-export function randomWeights(model: ModelConfig, seed: number): NamedWeights {
-  const rng = mulberry32(seed);
-  const weights: NamedWeights = new Map();
-  for (const [name, shape] of weightShapes(model)) {
-    const n = shape.reduce((a, b) => a * b, 1);
-    const data = new Float32Array(n);
-    const base = name.endsWith('gamma') ? 1 : 0;
-    for (let i = 0; i < n; i++) data[i] = base + 0.05 * gaussian(rng);
-    weights.set(name, { shape, data });
-  }
-  return weights;
-}
+/** Weights of `model`'s shapes: N(0, scale^2), LayerNorm gains around 1 (the tests' helper). */
+export { randomWeights } from '../tests/eval/helpers.ts';
 
 /** A session multiplying an [n, n] input by a fixed [n, n] matrix, and that input (2 n^3 FLOP a run). */
 export async function matmulSession(threads: number, n = 1024): Promise<{ session: ort.InferenceSession; a: ort.Tensor; flop: number }> {

@@ -30,7 +30,7 @@ const model: ModelConfig = { vocab: 2048, context: 256, dModel: 128, layers: 4, 
 const BATCH = 8;
 const SEQ = 256;
 
-const randomWeights = (seed: number): NamedWeights => randomWeightsOf(model, seed);
+const randomWeights = (seed: number): NamedWeights => randomWeightsOf(model, seed, 0.05);
 
 async function timeLoop(fn: () => Promise<unknown>, budgetSeconds: number): Promise<{ runs: number; seconds: number }> {
   await fn(); // warm-up

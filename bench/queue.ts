@@ -22,7 +22,7 @@ const quick = process.argv.includes('--quick');
 const model: ModelConfig = { vocab: 2048, context: 256, dModel: 128, layers: 4, heads: 4 };
 const log = (msg: string): void => console.log(msg);
 
-const randomWeights = (seed: number): NamedWeights => randomWeightsOf(model, seed);
+const randomWeights = (seed: number): NamedWeights => randomWeightsOf(model, seed, 0.05);
 
 function scoringTask(onnxPath: string, batch: number, seq: number, seed: number): PerplexityTask {
   const rng = mulberry32(seed);
