@@ -12,6 +12,8 @@ import type { ChatRecord } from '../data/types.ts';
 import { BpeTokenizer } from '../data/tokenizer.ts';
 import { encodeChat, trainingTexts } from '../data/chat-format.ts';
 import { runTraining, type TrainRunResult } from '../train/run.ts';
+import { pretrainBase, type PretrainedBase } from '../train/base.ts';
+import { collectPretrainText } from '../data/pretrain-cache.ts';
 import { listCheckpoints, loadCheckpoint } from '../checkpoint/index.ts';
 import { runEvaluation, type GenerationResult } from '../eval/index.ts';
 import { queueConnection } from '../eval/queue.ts';
@@ -33,6 +35,8 @@ export interface ExperimentOptions {
   /** Stop after this stage (`lima-harness train` stops after 'train'). */
   until?: Stage;
   quiet?: boolean;
+  /** Where pretrained bases are kept, content-addressed (default: bases/ beside the run directory, i.e. checkpoints/bases). */
+  basesDir?: string;
   /** The BullMQ queue's name when config.eval.queue is set (default lima-eval). */
   queueName?: string;
 }
@@ -95,24 +99,6 @@ async function prepareTokenizer(runDir: string, data: PreparedData, train: ChatR
   return tokenizer;
 }
 
-/** Packs general text into training sequences of at most `maxLength` tokens (loss on every token). */
-function packPretrainText(tokenizer: BpeTokenizer, texts: string[], maxLength: number): number[][] {
-  const sequences: number[][] = [];
-  let current: number[] = [];
-  for (const text of texts) {
-    const ids = [...tokenizer.encode(text), tokenizer.special.eot];
-    for (const id of ids) {
-      current.push(id);
-      if (current.length === maxLength) {
-        sequences.push(current);
-        current = [];
-      }
-    }
-  }
-  if (current.length > 1) sequences.push(current);
-  return sequences;
-}
-
 async function readTimings(file: string): Promise<Record<string, number>> {
   try {
     return JSON.parse(await fs.readFile(file, 'utf8')) as Record<string, number>;
@@ -163,24 +149,56 @@ export async function runExperiment(options: ExperimentOptions): Promise<Experim
   const pretrainTexts = data.pretrain ? (await readJsonl<{ text: string }>(data.pretrain)).map((r) => r.text) : [];
   if (until < STAGES.indexOf('train')) return { runDir };
 
-  // 2. Tokenizer and training.
-  log(quiet, 'stage 2/6 tokenizer');
-  const tokenizer = await timed('tokenizer', () => prepareTokenizer(runDir, data, trainRecords, pretrainTexts, config.tokenizer.vocabSize, quiet));
+  // 2. Tokenizer, base and training. A pretrained base brings its own tokenizer (trained on the
+  // pretraining text alone); otherwise the tokenizer is trained on this study's text.
+  const base = config.train.base;
+  let tokenizer: BpeTokenizer;
+  let pretrained: PretrainedBase | undefined;
+  if (base.kind === 'pretrain') {
+    log(quiet, 'stage 2/6 base: pretraining text, tokenizer and pretraining');
+    const text = await timed('data', () =>
+      collectPretrainText({
+        sources: base.sources,
+        wordnetTexts: base.wordnetTexts,
+        builtinTexts: pretrainTexts,
+        exclude: [...heldout, ...dev],
+        seed: config.seed,
+        cacheDir: path.join(runDir, 'data'),
+      }),
+    );
+    log(quiet, `pretraining text: ${text.documents.length} documents (${text.provenance.dropped} dropped as duplicates of held-out/dev questions)`);
+    pretrained = await timed('pretrain', () =>
+      pretrainBase({
+        basesDir: options.basesDir ?? path.join(path.dirname(runDir), 'bases'),
+        model: config.model,
+        vocabSize: config.tokenizer.vocabSize,
+        base,
+        train: config.train,
+        seed: config.seed,
+        documents: text.documents,
+        provenance: text.provenance,
+        quiet,
+      }),
+    );
+    tokenizer = pretrained.tokenizer;
+  } else {
+    log(quiet, 'stage 2/6 tokenizer');
+    tokenizer = await timed('tokenizer', () => prepareTokenizer(runDir, data, trainRecords, pretrainTexts, config.tokenizer.vocabSize, quiet));
+  }
   const model = { ...config.model, vocab: tokenizer.vocabSize };
   const examples = trainRecords.map((r) => encodeChat(tokenizer, r.turns, config.train.maxLength));
   const trimmed = examples.filter((e) => e.trimmed).length;
   if (trimmed > 0) log(quiet, `train: ${trimmed} of ${examples.length} examples trimmed at ${config.train.maxLength} tokens`);
-  const base = config.train.base;
-  const pretrainExamples = base.kind === 'pretrain' ? packPretrainText(tokenizer, pretrainTexts, base.maxLength) : undefined;
-  if (base.kind === 'pretrain' && pretrainExamples!.length === 0) {
-    throw new Error(`train.base is "pretrain" but the data gave no pretraining text (only the builtin dataset provides it; use base "scratch" or "checkpoint")`);
-  }
+  // The base (epoch 0): evaluated like every epoch, kept out of correlation and selection.
+  const baseCheckpoint = pretrained ? { epoch: 0, dir: pretrained.dir } : base.kind === 'checkpoint' ? { epoch: 0, dir: path.resolve(base.path) } : undefined;
+  // The fine-tune's checkpoints depend on the base's content, not only on the config naming it.
+  const trainHash = pretrained ? stableHash({ run: runIdentity(config), base: pretrained.hash }) : stableHash(runIdentity(config));
   log(quiet, `stage 3/6 train -> ${runDir}`);
   // Evaluation during training only when there is training left to overlap with.
   const trained = (await listCheckpoints(runDir)).filter((c) => c.epoch <= config.train.epochs);
   const overlap = config.eval.overlapTraining && until >= STAGES.indexOf('eval') && !trained.some((c) => c.epoch === config.train.epochs);
   const follower = overlap ? evaluateDuringTraining({ heldout, dev, outDir: path.join(runDir, 'eval'), config: config.eval, seed: config.seed }) : undefined;
-  if (follower) for (const c of trained) follower.add(c);
+  if (follower) for (const c of baseCheckpoint ? [baseCheckpoint, ...trained] : trained) follower.add(c);
   const training: TrainRunResult = await timed('train', () =>
     runTraining({
       model,
@@ -189,10 +207,10 @@ export async function runExperiment(options: ExperimentOptions): Promise<Experim
       runDir,
       examples: examples.map((e) => ({ ids: e.ids, lossMask: e.lossMask })),
       trimmedCount: trimmed,
-      pretrainExamples,
+      baseCheckpoint: pretrained?.dir,
       tokenizerJson: tokenizer.toJSON(),
       dataHash: data.hash,
-      configHash: stableHash(runIdentity(config)),
+      configHash: trainHash,
       resume: true,
       quiet,
       onCheckpoint: follower ? (c) => follower.add(c) : undefined,
@@ -209,8 +227,9 @@ export async function runExperiment(options: ExperimentOptions): Promise<Experim
   }
   if (until < STAGES.indexOf('eval')) return { runDir };
 
-  // 3. Pooled evaluation of every epoch checkpoint.
-  const checkpoints = await listCheckpoints(runDir);
+  // 3. Pooled evaluation of every epoch checkpoint (and of the base as epoch 0).
+  const trainedCheckpoints = (await listCheckpoints(runDir)).filter((c) => c.epoch >= 1 && c.epoch <= config.train.epochs);
+  const checkpoints = baseCheckpoint ? [baseCheckpoint, ...trainedCheckpoints] : trainedCheckpoints;
   // The queue only changes where tasks run, never a result: it is in no identity or report.
   const queue = config.eval.queue ? { url: config.eval.queue, name: options.queueName, tasksPerJob: config.eval.queueTasksPerJob } : undefined;
   log(quiet, `stage 4/6 evaluate ${checkpoints.length} checkpoints: perplexity on ${heldout.length} held-out, generations on ${dev.length} dev examples${queue ? ` on the queue at ${queueConnection(queue.url).display}` : ''}`);
@@ -246,8 +265,9 @@ export async function runExperiment(options: ExperimentOptions): Promise<Experim
 
   // 5. Analysis and report.
   log(quiet, `stage 6/6 analysis and report -> ${reportDir}`);
+  // The base's own loss is on general text, not on responses: its row has no train loss.
   const trainLosses = await Promise.all(
-    checkpoints.map(async (c) => ({ epoch: c.epoch, trainLoss: (await loadCheckpoint(c.dir)).manifest.trainLoss })),
+    checkpoints.map(async (c) => ({ epoch: c.epoch, trainLoss: c.epoch === 0 ? null : (await loadCheckpoint(c.dir)).manifest.trainLoss })),
   );
   const input: AnalysisInput = {
     epochs: trainLosses,

@@ -19,6 +19,8 @@ export interface StepResult {
 export interface TrainEngine {
   /** Forward, backward and one AdamW step; `dropout` per layer (none when absent), masks from `dropoutSeed`. */
   step(examples: TrainExample[], lr: number, dropout: number[] | undefined, dropoutSeed: number): Promise<StepResult>;
+  /** Mean loss over the scored targets of `examples` with the current weights, no dropout and no update (validation). */
+  loss(examples: TrainExample[]): Promise<StepResult>;
   /** A copy of the current weights. */
   weights(): NamedWeights;
   serializeOptimizer(): { bin: Uint8Array; json: string };

@@ -139,6 +139,13 @@ export function createOrtEngine(model: ModelConfig, initial: NamedWeights, setti
       adamwStepPlain(weights, grads, state, lr, settings);
       return { loss, tokens: batch.tokens, scored: batch.scored };
     },
+    async loss(examples: TrainExample[]): Promise<StepResult> {
+      // The training graph also returns gradients; validation sets are small, so one graph serves both.
+      const batch = makeBatchArrays(examples);
+      const session = await sessionFor(new Array<boolean>(model.layers).fill(false));
+      const { loss } = await session.run(weights, batch);
+      return { loss, tokens: batch.tokens, scored: batch.scored };
+    },
     weights: () => new Map([...weights].map(([name, w]) => [name, { shape: [...w.shape], data: Float32Array.from(w.data) }])),
     serializeOptimizer: () => serializePlainAdamW(weights, state),
     restoreOptimizer: (bin, json, where) => restorePlainAdamW(weights, state, bin, json, where),

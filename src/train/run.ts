@@ -12,11 +12,10 @@ import { initWeights } from '../model/gpt.ts';
 import { createEngine } from './engine.ts';
 import type { TrainExample } from './batch.ts';
 import { writeCheckpoint, loadCheckpoint, listCheckpoints, verifyCheckpoint, epochDirName, type CheckpointManifest } from '../checkpoint/index.ts';
-import { initBackend, type BackendChoice } from './backend.ts';
+import { initBackend } from './backend.ts';
 import type { TrainConfig } from './config.ts';
 import { deriveSeed, mulberry32, shuffleInPlace } from '../util/rng.ts';
 import { createProgress } from '../util/progress.ts';
-import { stableHash } from '../util/hash.ts';
 
 export type { TrainExample } from './batch.ts';
 export { makeBatch, trainStep } from './tfjs-engine.ts';
@@ -28,8 +27,8 @@ export interface TrainRunOptions {
   runDir: string;
   examples: TrainExample[];
   trimmedCount: number;
-  /** Packed general text for a `pretrain` base (loss on every token). */
-  pretrainExamples?: number[][];
+  /** The pretrained base's checkpoint directory (base.ts), for a `pretrain` base. */
+  baseCheckpoint?: string;
   tokenizerJson: unknown;
   dataHash: string;
   configHash: string;
@@ -71,10 +70,6 @@ function epochBatches(n: number, batchSize: number, seed: number, seedLabel: str
 
 const OPTIMIZER_BIN = 'optimizer.bin';
 const OPTIMIZER_JSON = 'optimizer.json';
-
-function baseIdentity(opts: TrainRunOptions): string {
-  return stableHash({ model: opts.model, base: opts.train.base, seed: opts.seed, data: opts.dataHash, tokenizer: stableHash(opts.tokenizerJson), n: opts.pretrainExamples?.length ?? 0 });
-}
 
 export async function runTraining(opts: TrainRunOptions): Promise<TrainRunResult> {
   const { model, train, seed, runDir } = opts;
@@ -121,7 +116,7 @@ export async function runTraining(opts: TrainRunOptions): Promise<TrainRunResult
   const started = Date.now();
   let trainedTokens = 0;
   let finetuneSeconds = 0;
-  if (!weights) weights = await baseWeights(opts, backend, log);
+  if (!weights) weights = await baseWeights(opts, log);
 
   const engine = await createEngine(backend, model, weights, train);
   try {
@@ -188,71 +183,17 @@ export async function runTraining(opts: TrainRunOptions): Promise<TrainRunResult
   return { backend: backend.name, checkpoints: results, seconds, tokensPerSec: trainedTokens / Math.max(1e-3, finetuneSeconds), trimmed: opts.trimmedCount };
 }
 
-/** Starting weights: from scratch, an earlier checkpoint, or a short pretraining stage (kept in runDir/base). */
-async function baseWeights(opts: TrainRunOptions, backend: BackendChoice, log: (m: string) => void): Promise<NamedWeights> {
+/** Starting weights: from scratch, an earlier checkpoint, or the pretrained base (base.ts). */
+async function baseWeights(opts: TrainRunOptions, log: (m: string) => void): Promise<NamedWeights> {
   const { model, train, seed } = opts;
   const base = train.base;
   if (base.kind === 'scratch') return initWeights(model, deriveSeed(seed, 'init'));
-  if (base.kind === 'checkpoint') {
-    const loaded = await loadCheckpoint(base.path);
-    if (JSON.stringify(loaded.model) !== JSON.stringify(model)) {
-      throw new Error(`train.base.path ${base.path}: its model ${JSON.stringify(loaded.model)} differs from this run's ${JSON.stringify(model)}`);
-    }
-    log(`starting from checkpoint ${base.path}`);
-    return loaded.weights;
+  const dir = base.kind === 'checkpoint' ? base.path : opts.baseCheckpoint;
+  if (!dir) throw new Error('training: train.base is "pretrain" but no pretrained base checkpoint was given (pretrainBase in src/train/base.ts makes it)');
+  const loaded = await loadCheckpoint(dir);
+  if (JSON.stringify(loaded.model) !== JSON.stringify(model)) {
+    throw new Error(`${dir}: the base's model ${JSON.stringify(loaded.model)} differs from this run's ${JSON.stringify(model)}`);
   }
-  // Pretraining on general text: so that, as in LIMA, knowledge comes from pretraining and the
-  // curated set teaches the format. Its result is a checkpoint of its own, reused on rerun.
-  const baseDir = path.join(opts.runDir, 'base');
-  const identity = baseIdentity(opts);
-  const done = (await listCheckpoints(baseDir)).find((c) => c.epoch === base.epochs);
-  if (done) {
-    const loaded = await loadCheckpoint(done.dir);
-    if (loaded.manifest.configHash === identity) {
-      log(`base model: reusing the pretrained model in ${done.dir}`);
-      return loaded.weights;
-    }
-  }
-  const sequences = opts.pretrainExamples ?? [];
-  if (sequences.length === 0) throw new Error('train.base is "pretrain" but there is no pretraining text');
-  const examples: TrainExample[] = sequences.map((ids) => ({ ids, lossMask: ids.map((_, t) => (t === 0 ? 0 : 1)) }));
-  const engine = await createEngine(backend, model, initWeights(model, deriveSeed(seed, 'init')), train);
-  try {
-    const stepsPerEpoch = Math.ceil(examples.length / base.batchSize);
-    const totalSteps = stepsPerEpoch * base.epochs;
-    const progress = createProgress('pretrain', totalSteps, { quiet: opts.quiet });
-    const started = Date.now();
-    let tokens = 0;
-    let step = 0;
-    let lossSum = 0;
-    let scoredSum = 0;
-    for (let epoch = 1; epoch <= base.epochs; epoch++) {
-      for (const indices of epochBatches(examples.length, base.batchSize, seed, 'pretrain', epoch)) {
-        // Linear decay to a tenth of the rate; no dropout (as nanoGPT's pretraining).
-        const lr = learningRate(step, totalSteps, base.lr, base.lr / 10);
-        const done = await engine.step(indices.map((i) => examples[i]!), lr, undefined, 0);
-        lossSum += done.loss * done.scored;
-        scoredSum += done.scored;
-        tokens += done.tokens;
-        step += 1;
-        progress.tick(1, `epoch ${epoch}/${base.epochs} | loss ${(lossSum / Math.max(1, scoredSum)).toFixed(3)} | ${(tokens / Math.max(1e-3, (Date.now() - started) / 1000)).toFixed(0)} tok/s`);
-      }
-    }
-    progress.done();
-    const weights = engine.weights();
-    const meta: Omit<CheckpointManifest, 'files' | 'time'> = {
-      epoch: base.epochs,
-      step,
-      trainLoss: lossSum / Math.max(1, scoredSum),
-      dataHash: opts.dataHash,
-      configHash: identity,
-      backend: backend.name,
-      extra: { kind: 'pretrain', sequences: sequences.length, tokens, seconds: (Date.now() - started) / 1000 },
-    };
-    await writeCheckpoint(baseDir, { model, weights, tokenizer: opts.tokenizerJson }, meta);
-    log(`base model: pretrained ${base.epochs} epoch(s) on ${sequences.length} sequences, loss ${meta.trainLoss.toFixed(3)}`);
-    return weights;
-  } finally {
-    await engine.dispose();
-  }
+  log(`starting from the base checkpoint ${dir}`);
+  return loaded.weights;
 }

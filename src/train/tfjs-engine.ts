@@ -62,6 +62,17 @@ export function createTfjsEngine(model: ModelConfig, weights: NamedWeights, sett
         disposeBatch(batch);
       }
     },
+    async loss(examples): Promise<StepResult> {
+      const batch = makeBatch(examples);
+      try {
+        const value = tf.tidy(() => maskedNll(params, model, batch.inputs, batch.targets, batch.mask));
+        const loss = value.dataSync()[0]!;
+        value.dispose();
+        return { loss, tokens: batch.tokens, scored: batch.scored };
+      } finally {
+        disposeBatch(batch);
+      }
+    },
     weights: () => fromParams(params),
     serializeOptimizer: () => serializeAdamW(params, state),
     restoreOptimizer: (bin, json, where) => restoreAdamW(params, state, bin, json, where),
