@@ -6,6 +6,7 @@ import path from 'node:path';
 import type { ChatRecord } from './types.ts';
 import { DataError, DATA_FORMATS, isSingleTurn, readRecords, type DataFormat } from './readers.ts';
 import { buildWordnetDataset } from './builtin-wordnet.ts';
+import { normalizeQuestion } from './normalize.ts';
 import { ConfigError, expectBoolean, expectNumber, expectObject, expectString } from '../util/validate.ts';
 import { writeFileAtomic } from '../util/atomic.ts';
 import { sha256, sha256File, stableHash } from '../util/hash.ts';
@@ -97,15 +98,7 @@ export function validateDataConfig(raw: unknown, where: string): DataConfig {
 /** Read a JSONL file; errors name file:line. */
 export { readJsonLines as readJsonl } from './readers.ts';
 
-/** Lowercase, NFKC, punctuation and symbols removed, whitespace collapsed. */
-export function normalizeQuestion(text: string): string {
-  return text
-    .normalize('NFKC')
-    .toLowerCase()
-    .replace(/[\p{P}\p{S}]+/gu, ' ')
-    .replace(/\s+/g, ' ')
-    .trim();
-}
+export { normalizeQuestion };
 
 function promptOf(record: ChatRecord): string {
   return record.turns.find((t) => t.role === 'user')?.content ?? '';

@@ -3,18 +3,16 @@
 // is counted under a reason. Stack Exchange Posts.xml is streamed (dumps can be gigabytes).
 import { createReadStream, promises as fs } from 'node:fs';
 import path from 'node:path';
-import sax from 'sax';
 import type { ChatRecord, Role, Turn } from './types.ts';
 import { htmlToText } from './html-to-text.ts';
+import { DataError } from './errors.ts';
+import { crToLf, intAttr as rowIntAttr, siteOf, streamPostsXml } from './posts-xml.ts';
 import { splitLines, stripBom } from '../util/text.ts';
 
 export type DataFormat = 'lima' | 'alpaca' | 'se-xml' | 'chat';
 export const DATA_FORMATS: readonly DataFormat[] = ['lima', 'alpaca', 'se-xml', 'chat'];
 
-/** Bad input data. The message names the file, the line and the field when known. */
-export class DataError extends Error {
-  override name = 'DataError';
-}
+export { DataError };
 
 export interface ReadResult {
   format: DataFormat;
@@ -361,7 +359,8 @@ function elementLines(text: string): number[] {
   return lines;
 }
 
-async function peek(file: string, bytes: number): Promise<string> {
+/** The first `bytes` bytes of `file` as text (BOM stripped; a character cut at the end may be garbled). Errors: DataError "file: cannot open (CODE)". */
+export async function peek(file: string, bytes: number): Promise<string> {
   const handle = await openOrThrow(file);
   try {
     const buffer = Buffer.alloc(bytes);
@@ -435,130 +434,42 @@ function offer(c: Candidates, answer: AnswerInfo, question: QuestionInfo | undef
   }
 }
 
-/** Site name for ids and source: the dump's directory ("beer") when the file is Posts.xml. */
-function siteOf(file: string): string {
-  const base = path.basename(file);
-  return /^posts\.xml$/i.test(base) ? path.basename(path.dirname(path.resolve(file))) : base.replace(/\.xml$/i, '');
-}
-
-/** Carriage returns as line feeds ("\r\n" and a lone "\r"), as HTML parsing does for bodies. */
-const crToLf = (text: string): string => text.replace(/\r\n?/g, '\n');
-
-/**
- * sax checks its text and attribute buffers against a module-wide MAX_BUFFER_LENGTH (64 KiB),
- * and a Body attribute holds a whole post (posts of 200 KB exist). The limit is lifted only
- * while our parser is created and fed (synchronous calls, so no other sax parser runs
- * meanwhile), which covers sax reading it at creation or at every write.
- */
-function withoutSaxBufferLimit<T>(run: () => T): T {
-  const limits = sax as unknown as { MAX_BUFFER_LENGTH: number };
-  const saved = limits.MAX_BUFFER_LENGTH;
-  limits.MAX_BUFFER_LENGTH = Infinity;
-  try {
-    return run();
-  } finally {
-    limits.MAX_BUFFER_LENGTH = saved;
-  }
-}
-
 async function readPostsXml(file: string, collector: Collector): Promise<void> {
   const site = siteOf(file);
   const questions = new Map<number, QuestionInfo>();
   const candidates = new Map<number, Candidates>();
-  const parser = withoutSaxBufferLimit(() => sax.parser(true, { trim: false, normalize: false, position: true }));
-  let parseError: DataError | undefined;
-  let sawRoot = false;
-  /**
-   * With skipInvalid: where the tag with a parser error starts. sax reports errors inside an
-   * opening tag before that tag's opentag event, at the same startTagPosition, so a malformed
-   * row is skipped and counted once however many errors it raised. Errors no row claims (a
-   * mismatched closing tag) spoil no row and are noted, not counted as skipped.
-   */
-  let brokenTagAt: number | undefined;
-  const settleBrokenTag = (): void => {
-    if (brokenTagAt !== undefined) collector.note('xml-error-outside-rows');
-    brokenTagAt = undefined;
-  };
-
-  parser.onerror = (err) => {
-    const message = err.message.split('\n')[0];
-    parser.error = null as unknown as Error;
-    // Partial dumps may be cut off before </posts>; everything read so far is usable.
-    if (/Unclosed root tag/i.test(message ?? '')) return;
-    if (!collector.skipInvalid) parseError ??= new DataError(`${file}:${parser.line + 1}: malformed XML (${message})`);
-    else if (brokenTagAt !== parser.startTagPosition) {
-      settleBrokenTag();
-      brokenTagAt = parser.startTagPosition;
-    }
-    parser.resume();
-  };
-  parser.onclosetag = () => settleBrokenTag();
-  parser.onopentag = (node) => {
-    const broken = brokenTagAt !== undefined && brokenTagAt === parser.startTagPosition;
-    if (broken) brokenTagAt = undefined;
-    else settleBrokenTag();
-    if (!sawRoot) {
-      sawRoot = true;
-      return;
-    }
-    if (node.name !== 'row') return;
-    if (broken) {
-      collector.skip('xml-error');
-      return;
-    }
-    const line = parser.line + 1;
-    const attrs = node.attributes as Record<string, string>;
-    const where = `${file}:${line}`;
-    try {
-      const id = intAttr(attrs, 'Id', where, true)!;
-      const type = attrs.PostTypeId;
-      if (type === '1') {
-        const title = crToLf(attrs.Title ?? '');
-        if (title.trim() === '') throw new RecordError(`${where}: field "Title": expected a non-empty string on question ${id}`, 'empty-title');
-        const question: QuestionInfo = { title, bodyHtml: attrs.Body ?? '', acceptedId: intAttr(attrs, 'AcceptedAnswerId', where, false) };
-        questions.set(id, question);
-        const c = candidates.get(id);
-        if (c?.early) {
-          const early = c.early;
-          delete c.early;
-          for (const answer of early) offer(c, answer, question);
+  await streamPostsXml(file, collector.skipInvalid, {
+    brokenRow: () => collector.skip('xml-error'),
+    errorOutsideRows: () => collector.note('xml-error-outside-rows'),
+    row: (attrs, line) => {
+      const where = `${file}:${line}`;
+      try {
+        const id = intAttr(attrs, 'Id', where, true)!;
+        const type = attrs.PostTypeId;
+        if (type === '1') {
+          const title = crToLf(attrs.Title ?? '');
+          if (title.trim() === '') throw new RecordError(`${where}: field "Title": expected a non-empty string on question ${id}`, 'empty-title');
+          const question: QuestionInfo = { title, bodyHtml: attrs.Body ?? '', acceptedId: intAttr(attrs, 'AcceptedAnswerId', where, false) };
+          questions.set(id, question);
+          const c = candidates.get(id);
+          if (c?.early) {
+            const early = c.early;
+            delete c.early;
+            for (const answer of early) offer(c, answer, question);
+          }
+        } else if (type === '2') {
+          const parentId = intAttr(attrs, 'ParentId', where, true)!;
+          const answer: AnswerInfo = { id, score: intAttr(attrs, 'Score', where, false) ?? 0, bodyHtml: attrs.Body ?? '' };
+          let c = candidates.get(parentId);
+          if (!c) candidates.set(parentId, (c = {}));
+          offer(c, answer, questions.get(parentId));
         }
-      } else if (type === '2') {
-        const parentId = intAttr(attrs, 'ParentId', where, true)!;
-        const answer: AnswerInfo = { id, score: intAttr(attrs, 'Score', where, false) ?? 0, bodyHtml: attrs.Body ?? '' };
-        let c = candidates.get(parentId);
-        if (!c) candidates.set(parentId, (c = {}));
-        offer(c, answer, questions.get(parentId));
+        // Other post types (tag wikis, moderator nominations, ...) are not question/answer pairs.
+      } catch (err) {
+        collector.fail(err);
       }
-      // Other post types (tag wikis, moderator nominations, ...) are not question/answer pairs.
-    } catch (err) {
-      collector.fail(err);
-    }
-  };
-
-  const stream = createReadStream(file, { encoding: 'utf8' });
-  let first = true;
-  try {
-    for await (const chunk of stream) {
-      let text = chunk as string;
-      if (first) {
-        text = stripBom(text);
-        first = false;
-      }
-      withoutSaxBufferLimit(() => parser.write(text));
-      if (parseError) throw parseError;
-    }
-    withoutSaxBufferLimit(() => parser.close());
-    settleBrokenTag();
-    if (parseError) throw parseError;
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code && !(err instanceof DataError)) {
-      throw new DataError(`${file}: cannot read (${(err as NodeJS.ErrnoException).code})`);
-    }
-    throw err;
-  } finally {
-    stream.destroy();
-  }
+    },
+  });
 
   // Answers whose question is not in the file (partial dumps): normal, counted.
   for (const [parentId, c] of candidates) {
@@ -581,12 +492,5 @@ async function readPostsXml(file: string, collector: Collector): Promise<void> {
 }
 
 function intAttr(attrs: Record<string, string>, key: string, where: string, required: boolean): number | undefined {
-  const raw = attrs[key];
-  if (raw === undefined || raw === '') {
-    if (required) throw new RecordError(`${where}: field "${key}": missing`, `missing-${key}`);
-    return undefined;
-  }
-  const n = Number(raw);
-  if (!Number.isInteger(n)) throw new RecordError(`${where}: field "${key}": expected an integer, got ${JSON.stringify(raw)}`, `wrong-type-${key}`);
-  return n;
+  return rowIntAttr(attrs, key, where, required, (message, reason) => new RecordError(message, reason));
 }
