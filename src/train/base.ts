@@ -46,6 +46,8 @@ export interface PretrainBaseOptions {
   /** Where the documents came from and what was dropped: recorded in base.json, part of the identity. */
   provenance: Record<string, unknown>;
   quiet?: boolean;
+  /** Called after every optimizer step with the number of steps done (tests stop a run here). */
+  onStep?: (step: number) => void;
 }
 
 export interface BaseRecord {
@@ -263,6 +265,7 @@ export async function pretrainBase(opts: PretrainBaseOptions): Promise<Pretraine
         await save();
         log(`step ${state.step}/${totalSteps}: validation loss ${state.curve[state.curve.length - 1]!.validationLoss?.toFixed(4) ?? 'n/a'}, mid-way checkpoint saved`);
       }
+      opts.onStep?.(state.step);
     }
     await save();
     progress.done();

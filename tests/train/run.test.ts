@@ -103,23 +103,6 @@ test('a run made with another config is not silently continued', async () => {
   await fs.rm(dir, { recursive: true, force: true });
 });
 
-for (const backend of ['wasm', 'ort'] as const) {
-  test(`${backend}: pretraining base: trained once into runDir/base and reused on rerun`, async () => {
-    const dir = await tempDir();
-    const pretrainExamples = Array.from({ length: 12 }, (_, i) => Array.from({ length: 20 }, (_, t) => 5 + ((i + t) % 30)));
-    const opts = options(dir, 1, { pretrainExamples }, backend);
-    opts.train = { ...opts.train, base: { kind: 'pretrain', epochs: 2, batchSize: 4, lr: 3e-3, maxLength: 20 } };
-    await runTraining(opts);
-    const base = (await listCheckpoints(path.join(dir, 'base')))[0]!;
-    assert.equal(base.epoch, 2);
-    const before = await sha256File(path.join(base.dir, 'weights.bin'));
-    await fs.rm(path.join(dir, 'epoch-01'), { recursive: true });
-    await runTraining(opts);
-    assert.equal(await sha256File(path.join(base.dir, 'weights.bin')), before);
-    await fs.rm(dir, { recursive: true, force: true });
-  });
-}
-
 test('bad shapes and data are refused before any work', async () => {
   const dir = await tempDir();
   await assert.rejects(runTraining({ ...options(dir, 1), model: { ...model, heads: 3 } }), /heads \(3\) must divide/);
