@@ -5,6 +5,10 @@
 // example indices is used for every epoch, since the same examples are scored at each epoch)
 // and recomputes every per-epoch figure from precomputed per-example arrays, so 1000 resamples
 // x 15 epochs x 2000 examples stays well under a second.
+//
+// Epoch 0, the base model, is split off first and evaluated the same way into Metrics.base, a
+// reference row: every statistic across epochs (correlation, selection, stability) is computed
+// as if its rows were absent. Metrics.base.change compares the selected epoch with it.
 import { deriveSeed, mulberry32 } from '../util/rng.ts';
 import {
   isConstant,
@@ -23,6 +27,8 @@ import {
   DEFAULT_CONFIDENCE,
   DEFAULT_MAX_UNDEFINED_SHARE,
   type AnalysisInput,
+  type BaseChange,
+  type BaseMetrics,
   type CorrelationFigure,
   type EpochMetrics,
   type Metrics,
@@ -48,7 +54,7 @@ interface Prepared {
   invalid: number[];
   /** Per epoch index: invalid judgments by reason. */
   invalidByReason: Array<Map<string, number>>;
-  trainLoss: Map<number, number>;
+  trainLoss: Map<number, number | null>;
 }
 
 interface Figures extends EpochFigures {
@@ -64,8 +70,27 @@ const CORRELATIONS: Array<[name: 'pearson' | 'spearman' | 'kendall', stat: Corre
   ['kendall', kendallTauB],
 ];
 
+/**
+ * Metrics of a study. Rows with epoch 0 (the base model) are split off first: the fine-tuning
+ * epochs are analysed exactly as if those rows were absent (so every figure across epochs is
+ * bit for bit the same), and the base is evaluated on its own into `Metrics.base`, placed right
+ * after `epochs`. Throws AnalysisInputError naming the field on malformed input.
+ */
 export function analyze(input: AnalysisInput): Metrics {
   validateInput(input);
+  const isBase = (r: { epoch: number }) => r.epoch === BASE_EPOCH;
+  const hasBase = input.epochs.some(isBase) || input.perplexity.some(isBase) || input.quality.some(isBase);
+  if (!hasBase) return analyzeEpochs(input);
+  const notBase = (r: { epoch: number }) => r.epoch !== BASE_EPOCH;
+  const { epochs, ...rest } = analyzeEpochs({ ...input, epochs: input.epochs.filter(notBase), perplexity: input.perplexity.filter(notBase), quality: input.quality.filter(notBase) });
+  return { epochs, base: analyzeBase(input, epochs, rest.selection.epoch, rest.analysis), ...rest };
+}
+
+/** The epoch number of the base model (before any fine-tuning). */
+export const BASE_EPOCH = 0;
+
+/** The fine-tuning epochs' metrics (the input holds no base rows here). */
+function analyzeEpochs(input: AnalysisInput): Metrics {
   const prep = prepare(input);
   const point = figuresFor(prep, null, null);
   crossCheckWithDanfo(input, prep, point);
@@ -212,6 +237,111 @@ export function analyze(input: AnalysisInput): Metrics {
     durationsSeconds: { ...input.durationsSeconds },
     analysis: settings,
   };
+}
+
+/**
+ * The base model's row and what fine-tuning changed at the selected epoch. The base rows and the
+ * selected epoch's rows are scored on one example list (every held-out and dev id in the input,
+ * like the epochs, whose lists are every id of theirs), so each resample draws the same examples
+ * for both: the change is paired by example. The base's own interval comes from the same draws.
+ * The seed is derived under its own label ('analysis', 'base'): the epochs' intervals are not
+ * disturbed. `epochs` are the fine-tuning epochs' metrics, `selEpoch` the selected one.
+ */
+function analyzeBase(input: AnalysisInput, epochs: EpochMetrics[], selEpoch: number | null, settings: Metrics['analysis']): BaseMetrics {
+  const sel = selEpoch === null ? undefined : epochs.find((e) => e.epoch === selEpoch);
+  const keep = (r: { epoch: number }) => r.epoch === BASE_EPOCH || (sel !== undefined && r.epoch === sel.epoch);
+  const ids = { heldout: [...new Set(input.perplexity.map((r) => r.exampleId))], dev: [...new Set(input.quality.map((r) => r.exampleId))] };
+  const sub: AnalysisInput = { ...input, epochs: input.epochs.filter(keep), perplexity: input.perplexity.filter(keep), quality: input.quality.filter(keep) };
+  const prep = prepare(sub, ids);
+  const point = figuresFor(prep, null, null);
+  crossCheckWithDanfo(sub, prep, point);
+  const E = prep.epochs.length;
+  const b0 = prep.epochs.indexOf(BASE_EPOCH);
+  const s = sel === undefined ? -1 : prep.epochs.indexOf(sel.epoch);
+
+  const B = settings.bootstrap;
+  const H = ids.heldout.length;
+  const D = ids.dev.length;
+  const rng = mulberry32(deriveSeed(input.seed, 'analysis', 'base'));
+  const qualityReps = newReplicates(B);
+  const changeReps = newReplicates(B);
+  const ratioReps = newReplicates(B);
+  const heldIdx = new Int32Array(H);
+  const devIdx = new Int32Array(D);
+  for (let b = 0; b < B; b++) {
+    for (let i = 0; i < H; i++) heldIdx[i] = Math.floor(rng() * H);
+    for (let i = 0; i < D; i++) devIdx[i] = Math.floor(rng() * D);
+    const f = figuresFor(prep, heldIdx, devIdx);
+    record(qualityReps, b, f.quality[b0]!, 'noValidJudgment');
+    if (s >= 0) {
+      record(changeReps, b, f.quality[s]! - f.quality[b0]!, 'noValidJudgment');
+      record(ratioReps, b, f.perplexity[s]! / f.perplexity[b0]!, 'noHeldoutTokens');
+    }
+  }
+
+  const { low, high, ...count } = summarise(qualityReps, settings);
+  let n = 0;
+  for (let d = 0; d < D; d++) if (Number.isFinite(prep.exampleQuality[d * E + b0]!)) n++;
+  const row: EpochMetrics = {
+    epoch: BASE_EPOCH,
+    perplexity: num(point.perplexity[b0]!),
+    bitsPerByte: num(point.bitsPerByte[b0]!),
+    quality: { mean: num(point.quality[b0]!), ciLow: n > 0 ? num(low) : null, ciHigh: n > 0 ? num(high) : null, n, invalid: prep.invalid[b0]!, invalidByReason: sortedCounts(prep.invalidByReason[b0]!), ...count },
+    trainLoss: num(prep.trainLoss.get(BASE_EPOCH) ?? NaN),
+  };
+
+  let change: BaseChange | null = null;
+  if (sel !== undefined) {
+    // Point figures from the rows the report shows, so the change is exactly their difference (ratio).
+    const dq = sel.quality.mean !== null && row.quality.mean !== null ? sel.quality.mean - row.quality.mean : NaN;
+    const ratio = sel.perplexity !== null && row.perplexity !== null ? sel.perplexity / row.perplexity : NaN;
+    const { low: qLo, high: qHi, ...qCount } = summarise(changeReps, settings);
+    const { low: rLo, high: rHi, ...rCount } = summarise(ratioReps, settings);
+    change = {
+      epoch: sel.epoch,
+      quality: { mean: num(dq), ciLow: Number.isFinite(dq) ? num(qLo) : null, ciHigh: Number.isFinite(dq) ? num(qHi) : null, ...qCount },
+      perplexityRatio: { value: num(ratio), ciLow: Number.isFinite(ratio) ? num(rLo) : null, ciHigh: Number.isFinite(ratio) ? num(rHi) : null, ...rCount },
+    };
+  }
+  return { ...row, epoch: BASE_EPOCH, reference: true, change, summary: baseSentence(row, change, sel, settings) };
+}
+
+/**
+ * The base row and what fine-tuning changed, in words. A direction of the quality change is
+ * stated only when its interval (at `confidence`) excludes 0 and is not marked unreliable.
+ * `selected` is the selected epoch's row (undefined when nothing was selected).
+ */
+export function baseSentence(base: EpochMetrics, change: BaseChange | null, selected: EpochMetrics | undefined, settings: { confidence?: number } = {}): string {
+  const level = `${formatShare(settings.confidence ?? DEFAULT_CONFIDENCE)}%`;
+  const two = (x: number | null) => (x === null ? 'n/a' : x.toFixed(2));
+  let text = `The base model (epoch 0, before fine-tuning) is the reference row: mean dev quality ${two(base.quality.mean)}, held-out perplexity ${two(base.perplexity)}.`;
+  if (change === null || selected === undefined) {
+    text += ' No fine-tuning epoch was selected, so there is no change to report.';
+  } else {
+    const q = change.quality;
+    const e = change.epoch;
+    if (q.mean === null) {
+      text += ` At the selected epoch ${e} the change in mean dev quality is undefined (no valid judgment for the base or for epoch ${e}).`;
+    } else {
+      const unreliable = q.intervalUnreliable ? `; unreliable: ${undefinedReplicatesText(q, 'the change')}` : '';
+      const ci = q.ciLow !== null && q.ciHigh !== null ? ` [${signed(q.ciLow)}, ${signed(q.ciHigh)}] (${level} bootstrap interval over the dev examples, paired: one draw scores both models${unreliable})` : '';
+      const side = q.intervalUnreliable || q.ciLow === null || q.ciHigh === null ? 0 : q.ciLow > 0 ? 1 : q.ciHigh < 0 ? -1 : 0;
+      const verdict =
+        side > 0 ? 'fine-tuning raised mean dev quality' : side < 0 ? 'fine-tuning lowered mean dev quality' : 'these dev examples cannot tell whether fine-tuning changed mean dev quality';
+      text +=
+        ` At the selected epoch ${e} mean dev quality is ${two(selected.quality.mean)}, ${signed(q.mean)} against the base${ci}: ${verdict}` +
+        ` (epoch ${e} was selected on these same dev examples, so the change leans optimistic).`;
+    }
+    const r = change.perplexityRatio;
+    text +=
+      r.value === null
+        ? ` The held-out perplexity ratio is undefined (no held-out tokens for the base or for epoch ${e}).`
+        : ` Held-out perplexity went from ${two(base.perplexity)} to ${two(selected.perplexity)}, ratio ${r.value.toFixed(3)}` +
+          (r.ciLow !== null && r.ciHigh !== null ? ` [${r.ciLow.toFixed(3)}, ${r.ciHigh.toFixed(3)}]` : '') +
+          (r.intervalUnreliable ? ` (unreliable: ${undefinedReplicatesText(r, 'the ratio')})` : '') +
+          '.';
+  }
+  return text + ' The correlation, every selection rule (lowest perplexity included) and the selection stability are over the fine-tuning epochs only.';
 }
 
 /** Bootstrap replicates of one statistic, and why the undefined ones are undefined. */
@@ -398,7 +528,8 @@ function figuresFor(prep: Prepared, heldIdx: Int32Array | null, devIdx: Int32Arr
   return { epochs: prep.epochs, perplexity, bitsPerByte, quality };
 }
 
-function prepare(input: AnalysisInput): Prepared {
+/** `ids` fixes the example lists (a superset of the rows' ids) instead of taking them from the rows. */
+function prepare(input: AnalysisInput, ids?: { heldout: string[]; dev: string[] }): Prepared {
   const epochSet = new Set<number>();
   for (const r of input.epochs) epochSet.add(r.epoch);
   for (const r of input.perplexity) epochSet.add(r.epoch);
@@ -407,7 +538,7 @@ function prepare(input: AnalysisInput): Prepared {
   const E = epochs.length;
   const epochIndex = new Map(epochs.map((e, i) => [e, i]));
 
-  const heldoutIds = [...new Set(input.perplexity.map((r) => r.exampleId))];
+  const heldoutIds = ids?.heldout ?? [...new Set(input.perplexity.map((r) => r.exampleId))];
   const heldIndex = new Map(heldoutIds.map((id, i) => [id, i]));
   const nll = new Float64Array(heldoutIds.length * E);
   const tokens = new Float64Array(heldoutIds.length * E);
@@ -419,7 +550,7 @@ function prepare(input: AnalysisInput): Prepared {
     bytes[at] = r.bytes;
   }
 
-  const devIds = [...new Set(input.quality.map((r) => r.exampleId))];
+  const devIds = ids?.dev ?? [...new Set(input.quality.map((r) => r.exampleId))];
   const devIndex = new Map(devIds.map((id, i) => [id, i]));
   const sum = new Float64Array(devIds.length * E);
   const count = new Float64Array(devIds.length * E);
@@ -490,7 +621,9 @@ function validateInput(input: AnalysisInput): void {
   if (!Number.isInteger(input.seed)) fail('seed', `expected an integer, got ${input.seed}`);
   input.epochs.forEach((r, i) => {
     if (!isEpoch(r.epoch)) fail(`epochs[${i}].epoch`, `expected a non-negative integer, got ${JSON.stringify(r.epoch)}`);
-    if (!finite(r.trainLoss)) fail(`epochs[${i}] (epoch ${r.epoch}).trainLoss`, `expected a finite number, got ${JSON.stringify(r.trainLoss)}`);
+    if (!finite(r.trainLoss) && !(r.trainLoss === null && r.epoch === BASE_EPOCH)) {
+      fail(`epochs[${i}] (epoch ${r.epoch}).trainLoss`, `expected a finite number${r.trainLoss === null ? ' (null only for epoch 0, the base model)' : ''}, got ${JSON.stringify(r.trainLoss)}`);
+    }
   });
   const seenPpl = new Set<string>();
   input.perplexity.forEach((r, i) => {

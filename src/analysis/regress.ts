@@ -5,7 +5,9 @@
 //   { "metrics":   { "selection.epoch": 7, "epochs.3.perplexity": 12.31, ... },
 //     "tolerance": { "selection.epoch": 0, "epochs.3.perplexity": 0.25, ... } }
 // A path is dot-separated; numeric segments index arrays ("epochs.3" is the 4th epoch row, whose
-// "epochs.3.epoch" the default baseline pins too, so a shifted table cannot pass silently).
+// "epochs.3.epoch" the default baseline pins too, so a shifted table cannot pass silently). The
+// base model (epoch 0) is not in "epochs": its paths are "base.perplexity", "base.quality.mean",
+// "base.change.quality.mean", ...
 // Numbers pass when |now - baseline| <= tolerance (a missing tolerance means exact); strings,
 // booleans and null must be equal. A path missing from metrics.json fails.
 import type { Metrics } from './types.ts';
@@ -127,7 +129,8 @@ function formatValue(v: BaselineValue): string {
 /**
  * A baseline from a metrics.json with default tolerances: exact for the selected epoch, epoch
  * numbers and data counts; 2% of the value for perplexity, bits per byte and train loss; 0.25
- * on the 1..6 quality scale; 0.15 for correlation coefficients; 0.5 for the quality lost.
+ * on the 1..6 quality scale; 0.15 for correlation coefficients; 0.5 for the quality lost. With
+ * a base row (metrics.base) its epoch, perplexity, bits per byte and quality are pinned the same way.
  */
 export function createBaseline(metrics: Metrics): Baseline {
   const out: Baseline = {
@@ -150,6 +153,13 @@ export function createBaseline(metrics: Metrics): Baseline {
     put(`epochs.${i}.quality.mean`, e.quality.mean, 0.25);
     put(`epochs.${i}.trainLoss`, e.trainLoss, relative(e.trainLoss, 0.02));
   });
+  // The base model's reference row (epoch 0), when the study has one; its paths sit under "base".
+  if (metrics.base) {
+    put('base.epoch', metrics.base.epoch, 0);
+    put('base.perplexity', metrics.base.perplexity, relative(metrics.base.perplexity, 0.02));
+    put('base.bitsPerByte', metrics.base.bitsPerByte, relative(metrics.base.bitsPerByte, 0.02));
+    put('base.quality.mean', metrics.base.quality.mean, 0.25);
+  }
   for (const name of ['pearson', 'spearman', 'kendall'] as const) put(`correlation.${name}.r`, metrics.correlation[name].r, 0.15);
   put('selection.qualityLostByPerplexity.mean', metrics.selection.qualityLostByPerplexity.mean, 0.5);
   // Every held-out answer token scored exactly once: anything else is a scoring bug.

@@ -46,9 +46,13 @@ export function devQualityByEpoch(rows: AnalysisInput['quality']): Array<{ epoch
 /**
  * One row per epoch, the columns metrics.csv holds. Invalid judgments by reason get one column
  * each, `invalid_<reason>`, for every reason that occurs at some epoch (0 where it did not).
+ * The base model (metrics.base), when present, is the first row, epoch 0, with `reference`
+ * true (false on every fine-tuning epoch), `selected` false and `stability` empty: it is not a
+ * candidate.
  */
 export function epochTable(metrics: Metrics): dfd.DataFrame {
-  const e = metrics.epochs;
+  const e = metrics.base ? [metrics.base, ...metrics.epochs] : metrics.epochs;
+  const isBase = (x: (typeof e)[number]) => x === metrics.base;
   const reasons = [...new Set(e.flatMap((x) => Object.keys(x.quality.invalidByReason)))].sort();
   return new dfd.DataFrame({
     epoch: e.map((x) => x.epoch),
@@ -62,8 +66,9 @@ export function epochTable(metrics: Metrics): dfd.DataFrame {
     invalidJudgments: e.map((x) => x.quality.invalid),
     ...Object.fromEntries(reasons.map((r) => [`invalid_${r}`, e.map((x) => x.quality.invalidByReason[r] ?? 0)])),
     trainLoss: e.map((x) => x.trainLoss),
-    selected: e.map((x) => x.epoch === metrics.selection.epoch),
-    stability: e.map((x) => metrics.selection.stability[String(x.epoch)] ?? 0),
+    selected: e.map((x) => !isBase(x) && x.epoch === metrics.selection.epoch),
+    stability: e.map((x) => (isBase(x) ? null : (metrics.selection.stability[String(x.epoch)] ?? 0))),
+    reference: e.map((x) => isBase(x)),
   });
 }
 

@@ -4,8 +4,17 @@
 import type { HeldoutFit } from '../eval/heldout.ts';
 
 export interface AnalysisInput {
-  epochs: Array<{ epoch: number; trainLoss: number }>;
-  /** Held-out, per example, response tokens only. */
+  /**
+   * Mean training loss per epoch (nats per response token). Epoch 0 is the base model before
+   * any fine-tuning: its trainLoss is its pretraining loss, or null when there is none (null is
+   * accepted for epoch 0 only).
+   */
+  epochs: Array<{ epoch: number; trainLoss: number | null }>;
+  /**
+   * Held-out, per example, response tokens only. Rows with epoch 0 (here and in `quality`) are
+   * the base model: analyze() evaluates them into Metrics.base and leaves them out of every
+   * statistic across epochs.
+   */
   perplexity: Array<{ epoch: number; exampleId: string; nll: number; tokens: number; bytes: number }>;
   /**
    * Dev generations' judged scores: 1..6, null = invalid judgment. `invalidReason` says why a
@@ -110,8 +119,44 @@ export interface Alternative {
   perplexity: Num;
 }
 
+/**
+ * The base model (epoch 0: the weights fine-tuning starts from), evaluated exactly like an
+ * epoch (same figures, same bootstrap settings) and reported as the reference row. It is in no
+ * statistic across epochs: the correlation, every selection rule and alternative (lowest
+ * perplexity included), qualityLostByPerplexity and the selection stability are over the
+ * fine-tuning epochs only, as in LIMA, and `Metrics.epochs` holds fine-tuning epochs only, so
+ * its indices (`epochs.N.*`) do not move when a base row is added.
+ */
+export interface BaseMetrics extends EpochMetrics {
+  epoch: 0;
+  /** Always true: marks the row as a reference, not a candidate. */
+  reference: true;
+  /** What fine-tuning changed at the selected epoch; null when no epoch was selected. */
+  change: BaseChange | null;
+  /** The base row and the change in words (plain text; the report escapes it). */
+  summary: string;
+}
+
+/**
+ * The selected epoch against the base. The bootstrap draws one resample of dev examples
+ * (held-out examples) and scores both models on it, i.e. paired by example; its seed is derived
+ * from analysis.seed under its own label, so it does not disturb the other intervals. The
+ * selected epoch was chosen on these same dev examples, so the quality change leans optimistic.
+ */
+export interface BaseChange {
+  /** The fine-tuning epoch compared with the base: selection.epoch. */
+  epoch: number;
+  /** Mean dev quality of the selected epoch minus that of the base (1..6 scale points), with its paired bootstrap interval. */
+  quality: { mean: Num; ciLow: Num; ciHigh: Num } & ReplicateCount;
+  /** Held-out perplexity of the selected epoch divided by that of the base (< 1: fine-tuning lowered it), with its paired bootstrap interval. */
+  perplexityRatio: { value: Num; ciLow: Num; ciHigh: Num } & ReplicateCount;
+}
+
 export interface Metrics {
+  /** Fine-tuning epochs only (epoch >= 1), ascending; the base model is `base`. */
   epochs: EpochMetrics[];
+  /** The base model as a reference row: present only when the input had epoch-0 rows. */
+  base?: BaseMetrics;
   correlation: {
     pearson: CorrelationFigure;
     spearman: CorrelationFigure;

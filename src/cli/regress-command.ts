@@ -14,7 +14,8 @@ const USAGE = `Usage: lima-harness regress METRICS.json BASELINE.json
 Compares metrics.json (written by 'experiment') with a baseline file:
   { "metrics":   { "selection.epoch": 7, "epochs.3.perplexity": 12.31, "correlation.pearson.r": 0.42 },
     "tolerance": { "selection.epoch": 0, "epochs.3.perplexity": 0.25,  "correlation.pearson.r": 0.15 } }
-Paths are dot-separated into metrics.json (numbers index arrays: epochs.3 is the 4th epoch row).
+Paths are dot-separated into metrics.json (numbers index arrays: epochs.3 is the 4th epoch row;
+the base model, epoch 0, when evaluated, is not in epochs but under base: base.perplexity).
 Tolerances are absolute; a path without one must match exactly.
 Prints a table (metric, baseline, now, difference, tolerance, status) and exits 1 when any metric
 moved beyond its tolerance or is missing, 0 otherwise; 2 for usage or unreadable input.

@@ -39,6 +39,36 @@ function epochRows(metrics: Metrics) {
   }));
 }
 
+/** The base model's (epoch 0) row in epochRows' shape, or none: it is drawn as a reference, never on the epoch lines. */
+function baseRows(metrics: Metrics) {
+  const b = metrics.base;
+  return b ? [{ epoch: b.epoch, perplexity: b.perplexity, quality: b.quality.mean, qualityLow: b.quality.ciLow, qualityHigh: b.quality.ciHigh, trainLoss: b.trainLoss }] : [];
+}
+
+/**
+ * A horizontal reference line across the whole epoch axis at the base model's value of `field`,
+ * labelled, as a layer inside the epoch chart's layer for that y axis (so it shares its scale).
+ * None when there is no base or its value is undefined.
+ */
+function baseRule(metrics: Metrics, field: 'perplexity' | 'quality', x: object, color: string, align: 'left' | 'right') {
+  const value = field === 'perplexity' ? metrics.base?.perplexity : metrics.base?.quality.mean;
+  if (value === null || value === undefined) return [];
+  const [lo, hi] = epochDomain(metrics);
+  const label = `base (epoch 0): ${value.toFixed(2)}`;
+  return [
+    {
+      data: { values: [{ lo, hi, [field]: value, label }] },
+      layer: [
+        { mark: { type: 'rule' as const, color, strokeDash: [2, 3], size: 1.5 }, encoding: { x: { ...x, field: 'lo' }, x2: { field: 'hi' }, tooltip: [{ field: 'label' }] } },
+        {
+          mark: { type: 'text' as const, color, align, dx: align === 'left' ? 3 : -3, dy: -7, fontSize: 10 },
+          encoding: { x: { ...x, field: align === 'left' ? 'lo' : 'hi' }, text: { field: 'label' } },
+        },
+      ],
+    },
+  ];
+}
+
 /** The intervals' level as text: 0.95 -> "95%". */
 function level(metrics: Metrics): string {
   return `${Number((metrics.analysis.confidence * 100).toPrecision(6))}%`;
@@ -61,7 +91,9 @@ function epochChart(metrics: Metrics): Chart {
   return {
     id: 'epochs',
     title: 'Held-out perplexity and dev quality per epoch',
-    caption: `Red: held-out perplexity (left axis). Blue: mean dev quality with its ${level(metrics)} bootstrap interval (right axis). Shaded: the selection window ${wlo}..${whi}. Dashed: the selected epoch.`,
+    caption:
+      `Red: held-out perplexity (left axis). Blue: mean dev quality with its ${level(metrics)} bootstrap interval (right axis). Shaded: the selection window ${wlo}..${whi}. Dashed: the selected epoch.` +
+      (metrics.base ? ' Dotted horizontal lines: the base model (epoch 0, before fine-tuning) as a reference, red for its perplexity, blue for its quality.' : ''),
     spec: {
       $schema: SCHEMA,
       width: WIDTH,
@@ -77,6 +109,7 @@ function epochChart(metrics: Metrics): Chart {
           layer: [
             { mark: { type: 'line', color: PPL_COLOR, point: { color: PPL_COLOR } } },
             { mark: { type: 'point', opacity: 0 }, encoding: { tooltip: [{ field: 'epoch' }, { field: 'perplexity', format: '.3f' }] } },
+            ...baseRule(metrics, 'perplexity', x, PPL_COLOR, 'left'),
           ],
           encoding: {
             x,
@@ -94,6 +127,7 @@ function epochChart(metrics: Metrics): Chart {
                 tooltip: [{ field: 'epoch' }, { field: 'quality', format: '.3f' }, { field: 'qualityLow', format: '.3f' }, { field: 'qualityHigh', format: '.3f' }],
               },
             },
+            ...baseRule(metrics, 'quality', x, QUALITY_COLOR, 'right'),
           ],
           encoding: {
             x,
@@ -131,7 +165,9 @@ function scatterChart(metrics: Metrics): Chart {
   return {
     id: 'scatter',
     title: 'Perplexity against quality, one point per epoch',
-    caption: 'Each point is an epoch (labelled). The line is a least-squares fit across epochs; r is Pearson with its bootstrap interval.',
+    caption:
+      'Each point is an epoch (labelled). The line is a least-squares fit across epochs; r is Pearson with its bootstrap interval.' +
+      (metrics.base ? ' The base model (epoch 0) is not a point here: r is across the fine-tuning epochs only.' : ''),
     spec: {
       $schema: SCHEMA,
       width: WIDTH,
@@ -162,7 +198,15 @@ function distributionChart(metrics: Metrics, drilldown: DrilldownExample[]): Cha
     for (const [epoch, scores] of byEpoch) rows.push({ epoch, exampleId: ex.exampleId, score: scores.reduce((a, b) => a + b, 0) / scores.length });
   }
   rows.sort((a, b) => a.epoch - b.epoch);
-  const x = { field: 'epoch', type: 'ordinal' as const, title: 'epoch', sort: metrics.epochs.map((e) => e.epoch) };
+  // The base model (epoch 0), when the study has one, is the first category, labelled as such.
+  const base = metrics.base !== undefined;
+  const x = {
+    field: 'epoch',
+    type: 'ordinal' as const,
+    title: 'epoch',
+    sort: [...(base ? [0] : []), ...metrics.epochs.map((e) => e.epoch)],
+    ...(base ? { axis: { labelExpr: "datum.value == 0 ? '0 (base)' : datum.label", labelAngle: 0 } } : {}),
+  };
   if (rows.length === 0) {
     // No per-example scores were handed in: show the per-epoch means and intervals instead.
     return {
@@ -173,7 +217,7 @@ function distributionChart(metrics: Metrics, drilldown: DrilldownExample[]): Cha
         $schema: SCHEMA,
         width: WIDTH,
         height: HEIGHT,
-        data: { values: epochRows(metrics) },
+        data: { values: [...baseRows(metrics), ...epochRows(metrics)] },
         encoding: { x },
         layer: [
           { mark: { type: 'errorbar', color: QUALITY_COLOR }, encoding: { y: { field: 'qualityLow', type: 'quantitative', title: 'quality (1-6)' }, y2: { field: 'qualityHigh' } } },
@@ -185,7 +229,9 @@ function distributionChart(metrics: Metrics, drilldown: DrilldownExample[]): Cha
   return {
     id: 'distribution',
     title: 'Dev quality distribution per epoch',
-    caption: 'Box plot of per-example scores (each dev example\'s mean over its valid samples) at every epoch; dots are individual examples.',
+    caption:
+      'Box plot of per-example scores (each dev example\'s mean over its valid samples) at every epoch; dots are individual examples.' +
+      (base ? ' "0 (base)" is the base model before fine-tuning, a reference.' : ''),
     spec: {
       $schema: SCHEMA,
       width: WIDTH,

@@ -1,7 +1,7 @@
 // The report page: summary at the top, then charts, then the per-example drill-down. Pure
 // string building; every data-derived string is escaped here.
 import { EVAL_DURING_TRAINING, type DrilldownExample, type Metrics, type ReplicateCount } from '../analysis/types.ts';
-import { undefinedReplicatesText } from '../analysis/analyze.ts';
+import { BASE_EPOCH, undefinedReplicatesText } from '../analysis/analyze.ts';
 import type { Chart } from './charts.ts';
 import { escapeHtml as h, inlineScript, jsonForScript } from './html.ts';
 import { truncate } from '../util/text.ts';
@@ -28,6 +28,7 @@ th, td { border: 1px solid #ddd; padding: .25em .6em; text-align: right; vertica
 th { background: #f3f3f3; }
 td.text, th.text { text-align: left; }
 tr.selected td { background: #eaf2fb; font-weight: 600; }
+tr.reference td { background: #f4f4f4; font-style: italic; color: #444; border-bottom: 2px solid #bbb; }
 .chart { min-height: 120px; }
 figure { margin: 1.5em 0; }
 figcaption { color: #555; font-size: .9em; }
@@ -85,10 +86,11 @@ function reasonBreakdown(byReason: Record<string, number>): string {
 
 /** One line per invalid reason that occurs in the study, with what it means. */
 function reasonLegend(m: Metrics): string {
-  const reasons = [...new Set(m.epochs.flatMap((e) => Object.keys(e.quality.invalidByReason)))].sort();
+  const rows = m.base ? [m.base, ...m.epochs] : m.epochs;
+  const reasons = [...new Set(rows.flatMap((e) => Object.keys(e.quality.invalidByReason)))].sort();
   if (reasons.length === 0) return '';
   const items = reasons.map((r) => {
-    const total = m.epochs.reduce((a, e) => a + (e.quality.invalidByReason[r] ?? 0), 0);
+    const total = rows.reduce((a, e) => a + (e.quality.invalidByReason[r] ?? 0), 0);
     const meaning = (INVALID_REASONS as Record<string, string>)[r];
     return `<li><code>${h(r)}</code> (${h(total)} in all)${meaning ? `: ${h(meaning)}` : ''}</li>`;
   });
@@ -129,6 +131,10 @@ export function renderPage(p: PageInput): string {
     .join('');
   const lost = sel.qualityLostByPerplexity;
 
+  // The base model (epoch 0) first, as a reference row: not a candidate, so no selection wins.
+  const baseRow = m.base
+    ? `<tr class="reference"><td>0 (base)</td><td>${fmt(m.base.perplexity, 3)}</td><td>${fmt(m.base.bitsPerByte, 4)}</td><td>${fmt(m.base.quality.mean, 3)}</td><td>${ciText(m.base.quality.ciLow, m.base.quality.ciHigh, m.base.quality, 'the mean')}</td><td>${h(m.base.quality.n)}</td><td>${h(m.base.quality.invalid)}${reasonBreakdown(m.base.quality.invalidByReason)}</td><td>${fmt(m.base.trainLoss, 4)}</td><td class="muted">reference</td></tr>\n`
+    : '';
   const epochRows = m.epochs
     .map(
       (e) =>
@@ -169,7 +175,7 @@ export function renderPage(p: PageInput): string {
 <p class="muted">Which epoch checkpoint to ship, and does held-out perplexity tell us? (A LIMA-style epoch-selection study.)</p>
 ${headline}
 <div class="summary">
-<p><strong>Perplexity vs quality:</strong> ${h(m.correlation.summary)}</p>
+${m.base ? `<p><strong>Against the base model:</strong> ${h(m.base.summary)}</p>\n` : ''}<p><strong>Perplexity vs quality:</strong> ${h(m.correlation.summary)}</p>
 <table><tr><th class="text">correlation across ${h(m.correlation.pairedEpochs)} epochs</th><th>r</th><th>${h(level)} bootstrap CI</th><th>permutation p</th></tr>${corrRows}</table>
 <p class="muted">Every interval here is a ${h(level)} percentile bootstrap interval over ${h(m.analysis.bootstrap)} resamples of the dev examples (quality) and the held-out examples (perplexity), one draw used at every epoch. The epochs themselves are fixed: each r is across only ${h(m.correlation.pairedEpochs)} epochs, which the interval does not reflect and the two-sided permutation p (over pairings of the epochs) does. A direction is stated only when the interval excludes 0 and p &lt; ${h(m.analysis.alpha)}. An interval is marked unreliable when more than ${h(percent(m.analysis.maxUndefinedShare))} of the resamples left its statistic undefined (they are left out of it).</p>
 <p class="muted">LIMA (Zhou et al. 2023) found perplexity rising while generation quality kept improving, i.e. r(perplexity, quality) &gt; 0; the sign here is measured, not assumed.</p>
@@ -188,15 +194,18 @@ ${heldoutCoverageText(m)}
 <h2>Per epoch</h2>
 <table>
 <tr><th>epoch</th><th>held-out perplexity</th><th>bits / byte</th><th>dev quality</th><th>${h(level)} CI</th><th>n</th><th>invalid judgments</th><th>train loss</th><th>selection wins</th></tr>
-${epochRows}
+${baseRow}${epochRows}
 </table>
+${m.base ? `<p class="muted">Epoch 0 is the base model before fine-tuning${m.base.trainLoss !== null ? ' (its train loss is its pretraining loss)' : ''}: a reference row, left out of the correlation, of every selection rule and of the selection stability.</p>` : ''}
 ${reasonLegend(m)}
 
 <h2>Charts</h2>
 ${figures}
 
 <h2>Drill-down: dev examples</h2>
-<p class="muted">Each example's prompt, reference answer, and every epoch's generation with its score (– = invalid judgment). The selected epoch is highlighted.</p>
+<p class="muted">Each example's prompt, reference answer, and every epoch's generation with its score (– = invalid judgment). The selected epoch is highlighted.${
+    m.base ? ' Epoch 0, shown first and marked "0 (base)", is the base model before fine-tuning.' : ''
+  }</p>
 ${p.drilldown.map((ex) => renderExample(ex, sel.epoch)).join('\n')}
 
 ${specs}
@@ -223,10 +232,12 @@ function renderExample(ex: DrilldownExample, selected: number | null): string {
   const scored = ex.generations.filter((g) => g.score !== null);
   const best = scored.length ? Math.max(...scored.map((g) => g.score!)) : null;
   const preview = truncate(ex.prompt, 110);
-  const rows = ex.generations
+  // The base model's generations (epoch 0) first, labelled; the rest keep their order.
+  const generations = [...ex.generations.filter((g) => g.epoch === BASE_EPOCH), ...ex.generations.filter((g) => g.epoch !== BASE_EPOCH)];
+  const rows = generations
     .map(
       (g) =>
-        `<tr${g.epoch === selected ? ' class="selected"' : ''}><td>${h(g.epoch)}</td><td>${h(g.sample)}</td><td>${g.score === null ? `–${g.invalidReason ? ` <span class="muted">(${h(g.invalidReason)})</span>` : ''}` : h(fmt(g.score, 2))}</td><td class="text"><pre>${h(g.response)}</pre></td></tr>`,
+        `<tr${g.epoch === BASE_EPOCH ? ' class="reference"' : g.epoch === selected ? ' class="selected"' : ''}><td>${g.epoch === BASE_EPOCH ? '0 (base)' : h(g.epoch)}</td><td>${h(g.sample)}</td><td>${g.score === null ? `–${g.invalidReason ? ` <span class="muted">(${h(g.invalidReason)})</span>` : ''}` : h(fmt(g.score, 2))}</td><td class="text"><pre>${h(g.response)}</pre></td></tr>`,
     )
     .join('');
   return `<details>

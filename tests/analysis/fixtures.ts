@@ -71,3 +71,38 @@ export function syntheticDrilldown(input: AnalysisInput, examples = 3): Drilldow
       .map((q) => ({ epoch: q.epoch, sample: q.sample, response: `Epoch ${q.epoch} says <b>hi</b> ${k}`, score: q.score, ...(q.invalidReason ? { invalidReason: q.invalidReason } : {}) })),
   }));
 }
+
+/**
+ * The input plus a base model (epoch 0): a train-loss row (`trainLoss`, default null), one
+ * held-out row per held-out example and one judgment per dev example and sample, at `nllPerToken`
+ * nats per token and score `score(exampleIndex, sample)` (null = invalid, reason "truncated").
+ * Rows are appended after the fine-tuning epochs' rows unless `first` (then they lead).
+ */
+export function withBase(
+  input: AnalysisInput,
+  opts: { nllPerToken?: number; score?: (d: number, s: number) => number | null; trainLoss?: number | null; first?: boolean } = {},
+): AnalysisInput {
+  const out = structuredClone(input);
+  const heldout = [...new Set(input.perplexity.map((r) => r.exampleId))];
+  const dev = [...new Set(input.quality.map((r) => r.exampleId))];
+  const samples = Math.max(1, ...input.quality.map((r) => r.sample + 1));
+  const ppl = heldout.map((id, i) => ({ epoch: 0, exampleId: id, nll: (opts.nllPerToken ?? 3) * (20 + (i % 7)), tokens: 20 + (i % 7), bytes: 4 * (20 + (i % 7)) }));
+  const quality: AnalysisInput['quality'] = [];
+  dev.forEach((id, d) => {
+    for (let s = 0; s < samples; s++) {
+      const score = opts.score ? opts.score(d, s) : 1 + ((d + s) % 3);
+      quality.push(score === null ? { epoch: 0, exampleId: id, sample: s, score, invalidReason: 'truncated' } : { epoch: 0, exampleId: id, sample: s, score });
+    }
+  });
+  const train = { epoch: 0, trainLoss: opts.trainLoss === undefined ? null : opts.trainLoss };
+  if (opts.first) {
+    out.epochs.unshift(train);
+    out.perplexity.unshift(...ppl);
+    out.quality.unshift(...quality);
+  } else {
+    out.epochs.push(train);
+    out.perplexity.push(...ppl);
+    out.quality.push(...quality);
+  }
+  return out;
+}

@@ -139,3 +139,32 @@ test('metrics and baseline files starting with a UTF-8 byte order mark read like
   assert.equal(await regressCommand([metricsFile, baselineFile], io.out), 0, io.errors.join('\n'));
   assert.match(io.lines.join('\n'), /all 1 metrics within tolerance/);
 });
+
+test('base paths: lookupPath and compareMetrics resolve base.*; createBaseline pins them only when there is a base', async () => {
+  const { createBaseline } = await import('../../src/analysis/regress.ts');
+  const { withBase } = await import('./fixtures.ts');
+  const input = syntheticInput({ epochs: 6, heldout: 50, dev: 10, bootstrap: 30 });
+  const m = analyze(withBase(input, { trainLoss: 6.5 }));
+  assert.equal(lookupPath(m, 'base.perplexity'), m.base!.perplexity);
+  assert.equal(lookupPath(m, 'base.quality.mean'), m.base!.quality.mean);
+  assert.equal(lookupPath(m, 'base.change.quality.mean'), m.base!.change!.quality.mean);
+  assert.equal(lookupPath(m, 'base.change.perplexityRatio.value'), m.base!.change!.perplexityRatio.value);
+  assert.equal(lookupPath(m, 'base.reference'), true);
+  const baseline = parseBaseline(
+    { metrics: { 'base.perplexity': m.base!.perplexity! + 0.1, 'base.quality.mean': m.base!.quality.mean, 'base.change.epoch': m.selection.epoch }, tolerance: { 'base.perplexity': 0.2 } },
+    'b.json',
+  );
+  assert.deepEqual(compareMetrics(m, baseline).map((r) => r.status), ['ok', 'ok', 'ok']);
+  // The same baseline against a study without a base: every base path is MISSING, so it fails loudly.
+  const plain = analyze(input);
+  assert.deepEqual(compareMetrics(plain, baseline).map((r) => r.status), ['MISSING', 'MISSING', 'MISSING']);
+  // createBaseline: base paths with a base, none without, and the epochs' paths the same either way.
+  const withB = createBaseline(m);
+  assert.equal(withB.metrics['base.epoch'], 0);
+  assert.equal(withB.metrics['base.perplexity'], m.base!.perplexity);
+  assert.equal(withB.metrics['base.quality.mean'], m.base!.quality.mean);
+  const without = createBaseline(plain);
+  assert.deepEqual(Object.keys(without.metrics).filter((k) => k.startsWith('base.')), []);
+  assert.deepEqual(Object.keys(withB.metrics).filter((k) => !k.startsWith('base.')), Object.keys(without.metrics));
+  assert.deepEqual(compareMetrics(m, without).filter((r) => r.status !== 'ok'), []);
+});
