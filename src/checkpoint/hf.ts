@@ -146,20 +146,20 @@ export function toHfGpt2Tensors(model: ModelConfig, weights: NamedWeights): Name
 }
 
 /**
- * Our weights from HF GPT-2 tensors. `fileOf` names each tensor's file for errors. Throws
+ * Our weights from HF GPT-2 tensors. `fileOf` names each tensor's file for errors, `missingFile`
+ * the file a missing tensor should have been in (model.safetensors, or the index of a sharded set). Throws
  * `<file>: missing tensor <hf name>`, `<file>: tensor <hf name>: shape [...], config.json needs [...]`,
  * and for any tensor that is neither a GPT-2 weight nor an ignorable buffer.
  */
-export function fromHfGpt2Tensors(model: ModelConfig, tensors: NamedWeights, fileOf: (hfName: string) => string, dir: string): NamedWeights {
+export function fromHfGpt2Tensors(model: ModelConfig, tensors: NamedWeights, fileOf: (hfName: string) => string, missingFile: string): NamedWeights {
   const prefixed = [...tensors.keys()].some((n) => n.startsWith('transformer.'));
   const key = (hfName: string) => (prefixed ? hfName : hfName.slice('transformer.'.length));
-  const weightFiles = [...new Set([...tensors.keys()].map(fileOf))].join(', ') || path.join(dir, SAFETENSORS_FILE);
   const out: NamedWeights = new Map();
   const used = new Set<string>();
   for (const [name, shape] of weightShapes(model)) {
     const hf = key(hfGpt2Name(name));
     const t = tensors.get(hf);
-    if (!t) throw new Error(`${weightFiles}: missing tensor ${hf}`);
+    if (!t) throw new Error(`${missingFile}: missing tensor ${hf}`);
     if (t.shape.join(',') !== shape.join(',')) throw new Error(`${fileOf(hf)}: tensor ${hf}: shape [${t.shape.join(', ')}], config.json needs [${shape.join(', ')}]`);
     out.set(name, t);
     used.add(hf);
@@ -257,7 +257,7 @@ export async function loadHfCheckpoint(dir: string): Promise<LoadedCheckpoint> {
   const tokenizerFile = path.join(dir, 'tokenizer.json');
   const tokenizer = await readJson(tokenizerFile);
   const read = await readSafetensorsDir(dir);
-  const weights = fromHfGpt2Tensors(model, read.weights, (n) => read.fileOf.get(n) ?? path.join(dir, SAFETENSORS_FILE), dir);
+  const weights = fromHfGpt2Tensors(model, read.weights, (n) => read.fileOf.get(n) ?? read.files[0]!, read.files[0]!);
   const hash = weightsHash(model, weights);
   const position = await trainerPosition(dir);
   const stat = await fs.stat(read.files[read.files.length - 1]!);

@@ -115,6 +115,12 @@ test('read back through the HF path: the same weights hash and the same perplexi
   assert.ok(files.includes(SAFETENSORS_INDEX_FILE) && files.length >= 3, files.join(', '));
   const c = await loadAnyCheckpoint(sharded);
   assert.equal(c.hash, a.hash);
+  // A shard tensor that the index does not list is an error naming the shard.
+  const index = JSON.parse(await fs.readFile(path.join(sharded, SAFETENSORS_INDEX_FILE), 'utf8'));
+  const shard = index.weight_map['transformer.ln_f.bias'];
+  delete index.weight_map['transformer.ln_f.bias'];
+  await fs.writeFile(path.join(sharded, SAFETENSORS_INDEX_FILE), JSON.stringify(index));
+  await assert.rejects(loadHfCheckpoint(sharded), (e: Error) => e.message === `${path.join(sharded, shard)}: tensor transformer.ln_f.bias is not in ${SAFETENSORS_INDEX_FILE}'s weight_map for this shard`);
 });
 
 test('a BF16 folder loads with the values rounded, as transformers would give them', async () => {
