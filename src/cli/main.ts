@@ -8,6 +8,8 @@ import { dataCommand } from './data-command.ts';
 import { judgeCommand } from './judge-command.ts';
 import { regressCommand } from './regress-command.ts';
 import { workerCommand } from './worker-command.ts';
+import { exportCommand, ExportUsageError } from './export-command.ts';
+import { perplexityCommand, PerplexityUsageError } from './perplexity-command.ts';
 import { validateQueueUrl } from '../eval/config.ts';
 
 const USAGE = `lima-harness: which epoch checkpoint should I ship, and does held-out perplexity tell me?
@@ -23,6 +25,10 @@ Commands:
   judge --judge rubric|llm   (re-)judge stored generations
   worker --queue URL         serve a study's evaluation tasks from a Redis queue (BullMQ)
   regress METRICS BASELINE   compare metrics.json with a committed baseline
+  export --checkpoint DIR --format hf --out DIR
+                             a checkpoint as a Hugging Face GPT-2 folder
+  perplexity --model PATH --text FILE
+                             perplexity of a text file (our checkpoint or an HF GPT-2 folder)
 
 Run 'lima-harness <command> --help' for a command's options.`;
 
@@ -110,6 +116,10 @@ export async function main(argv: string[]): Promise<number> {
         return await regressCommand(rest);
       case 'worker':
         return await workerCommand(rest);
+      case 'export':
+        return await exportCommand(rest);
+      case 'perplexity':
+        return await perplexityCommand(rest);
       case undefined:
       case '-h':
       case '--help':
@@ -124,6 +134,6 @@ export async function main(argv: string[]): Promise<number> {
     if (process.env.LIMA_DEBUG === '1') console.error(err);
     const message = err instanceof Error ? err.message : String(err);
     console.error(`lima-harness ${command}: error: ${message}`);
-    return err instanceof UsageError || (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS') ? 2 : 1;
+    return err instanceof UsageError || err instanceof ExportUsageError || err instanceof PerplexityUsageError || (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS') ? 2 : 1;
   }
 }

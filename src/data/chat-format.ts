@@ -96,3 +96,16 @@ export function trainingTexts(records: ChatRecord[]): string[] {
   }
   return texts;
 }
+
+/**
+ * The chat format above as a Hugging Face `chat_template` (Jinja, for tokenizer_config.json):
+ * rendering `messages` gives `<|role|>content<|eot|>` per turn and, with add_generation_prompt,
+ * a final `<|assistant|>`; a tokenizer that splits out the special tokens (HF tokenizers does)
+ * then gives encodeChat's / encodePrompt's ids. A role other than system, user or assistant
+ * raises. No BOS token: our models are trained without one.
+ */
+export const CHAT_TEMPLATE =
+  "{% for message in messages %}{% if message['role'] not in ['system', 'user', 'assistant'] %}" +
+  "{{ raise_exception('lima-harness chat format: a role must be system, user or assistant, got ' + message['role']) }}{% endif %}" +
+  "{{ '<|' + message['role'] + '|>' + message['content'] + '<|eot|>' }}{% endfor %}" +
+  "{% if add_generation_prompt %}{{ '<|assistant|>' }}{% endif %}";

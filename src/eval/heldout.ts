@@ -144,3 +144,33 @@ export function heldoutCoverage(fitted: readonly FittedExample[]): HeldoutCovera
 export function windowExamples(recordId: string, fitted: FittedExample): Array<ScoringExample & { exampleId: string; window: number }> {
   return fitted.windows.map((w) => ({ id: `${recordId}#${w.window}`, exampleId: recordId, window: w.window, ids: w.ids, lossMask: w.lossMask, bytes: w.bytes }));
 }
+
+/**
+ * Plain text (a whole file's ids) in scoring windows by the same window rule as fitHeldout:
+ * every token after the first is scored exactly once; a window reads at most `length` tokens and
+ * scores up to `stride` new ones after the first window (disjoint: length - 1, each later window
+ * reads only the previous window's last token before its own span). `tokenBytes(id)` gives the
+ * UTF-8 bytes a token stands for (each window's `bytes` sums its scored tokens').
+ * Throws on fewer than 2 ids (nothing to score) or a bad length or stride.
+ */
+export function fitText(ids: readonly number[], tokenBytes: (id: number) => number, length: number, stride: Stride): HeldoutWindow[] {
+  if (!Number.isInteger(length) || length < 2) throw new RangeError(`text window: expected an integer >= 2 tokens, got ${length}`);
+  const step = strideTokens(stride, length);
+  const n = ids.length;
+  if (n < 2) throw new Error(`text of ${n} token(s): nothing to score (the first token has no context)`);
+  const windows: HeldoutWindow[] = [];
+  let p = 1; // next position to score
+  while (p < n) {
+    const end = Math.min(n, Math.max(p + step, length));
+    const start = Math.max(0, end - length);
+    const windowIds = ids.slice(start, end);
+    const lossMask = new Uint8Array(windowIds.length);
+    let bytes = 0;
+    for (; p < end; p++) {
+      lossMask[p - start] = 1;
+      bytes += tokenBytes(ids[p]!);
+    }
+    windows.push({ window: windows.length, start, ids: windowIds, lossMask, bytes });
+  }
+  return windows;
+}

@@ -9,7 +9,7 @@ import { encodeChat } from '../../src/data/chat-format.ts';
 import { exportOnnxBytes } from '../../src/model/onnx-export.ts';
 import { DecoderSession } from '../../src/eval/session.ts';
 import { scoreBatch, type ScoringExample } from '../../src/eval/scoring.ts';
-import { fitHeldout, heldoutCoverage, strideTokens, windowExamples, type FittedExample } from '../../src/eval/heldout.ts';
+import { fitHeldout, fitText, heldoutCoverage, strideTokens, windowExamples, type FittedExample } from '../../src/eval/heldout.ts';
 import { makeTokenizer, randomWeights } from './helpers.ts';
 
 const tok = makeTokenizer();
@@ -182,4 +182,27 @@ test('windows sum to the NLL of one pass when everything fits, whatever the stri
   const cutNll = (await scoreBatch(session, cut)).reduce((n, s) => n + s.nll, 0);
   assert.ok(Math.abs(cutNll - onePass!.nll) > 1e-3);
   await session.release();
+});
+
+test('plain text windows (fitText): every token after the first scored exactly once, by the same rule', () => {
+  const ids = Array.from({ length: 100 }, (_, i) => 5 + (i % 50));
+  for (const [L, stride] of [[16, 'disjoint'], [16, 4], [100, 'disjoint'], [200, 'disjoint']] as const) {
+    const windows = fitText(ids, () => 2, Math.min(L, 200), stride);
+    const scored: number[] = [];
+    for (const w of windows) {
+      assert.ok(w.ids.length <= L);
+      assert.deepEqual(w.ids, ids.slice(w.start, w.start + w.ids.length));
+      assert.equal(w.lossMask[0], 0);
+      w.lossMask.forEach((m, i) => m === 1 && scored.push(w.start + i));
+      assert.equal(w.bytes, 2 * w.lossMask.reduce((a, b) => a + b, 0));
+    }
+    assert.deepEqual(scored, Array.from({ length: 99 }, (_, i) => i + 1), `L ${L}, stride ${stride}`);
+    // Later windows read only the previous window's last token (disjoint) or L - stride tokens
+    // before their span; the last one reads a full window of context.
+    const middle = windows.slice(1, -1);
+    for (const w of middle) assert.equal(w.lossMask.indexOf(1), stride === 'disjoint' ? 1 : L - stride);
+    if (windows.length > 1) assert.equal(windows.at(-1)!.ids.length, Math.min(L, ids.length));
+  }
+  assert.equal(fitText(ids, () => 1, 16, 'disjoint').length, 1 + Math.ceil((99 - 15) / 15));
+  assert.throws(() => fitText([7], () => 1, 16, 'disjoint'), /text of 1 token\(s\): nothing to score/);
 });

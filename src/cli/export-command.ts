@@ -1,0 +1,82 @@
+// `lima-harness export --checkpoint DIR --format hf --out DIR`: one of our checkpoints as a
+// Hugging Face GPT-2 folder that transformers and other tools load: config.json,
+// model.safetensors (F32, HF names and layouts), tokenizer.json (ours already is one),
+// tokenizer_config.json (with our chat format as a Jinja chat_template) and
+// generation_config.json. The folder is built aside and renamed into place.
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { loadCheckpoint, writeHfGpt2 } from '../checkpoint/index.ts';
+import { BpeTokenizer, SPECIAL_TOKENS } from '../data/tokenizer.ts';
+import { CHAT_TEMPLATE } from '../data/chat-format.ts';
+
+const USAGE = `Usage: lima-harness export --checkpoint DIR --format hf --out DIR
+
+Writes a checkpoint of this harness (checkpoints/<run>/epoch-NN) as a Hugging Face GPT-2 folder:
+config.json (model_type gpt2), model.safetensors (float32; tensor names and layouts as
+transformers' GPT2LMHeadModel, the output head tied to transformer.wte), tokenizer.json,
+tokenizer_config.json (chat_template: <|role|>content<|eot|> per turn, then <|assistant|> with
+add_generation_prompt) and generation_config.json (stops at <|eot|>). An existing --out folder is
+replaced once the new one is complete.
+  --checkpoint DIR   the checkpoint folder (verified against its manifest)
+  --format hf        the output format (only hf today)
+  --out DIR          the folder to write
+  -h, --help         this help`;
+
+export class ExportUsageError extends Error {}
+
+/** tokenizer_config.json for our tokenizer (PreTrainedTokenizerFast reading tokenizer.json). */
+export function hfTokenizerConfig(tok: BpeTokenizer, context: number): Record<string, unknown> {
+  const addedTokensDecoder: Record<string, unknown> = {};
+  SPECIAL_TOKENS.forEach((content, id) => {
+    addedTokensDecoder[String(id)] = { content, lstrip: false, normalized: false, rstrip: false, single_word: false, special: true };
+  });
+  return {
+    tokenizer_class: 'PreTrainedTokenizerFast',
+    model_max_length: context,
+    add_bos_token: false,
+    add_eos_token: false,
+    bos_token: null,
+    eos_token: tok.tokenString(tok.special.eot),
+    pad_token: tok.tokenString(tok.special.pad),
+    unk_token: null,
+    additional_special_tokens: ['<|system|>', '<|user|>', '<|assistant|>'],
+    added_tokens_decoder: addedTokensDecoder,
+    clean_up_tokenization_spaces: false,
+    chat_template: CHAT_TEMPLATE,
+  };
+}
+
+export async function exportCommand(argv: string[], log: (text: string) => void = console.log): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    options: { checkpoint: { type: 'string' }, format: { type: 'string' }, out: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
+    strict: true,
+    allowPositionals: true,
+  });
+  if (values.help) {
+    log(USAGE);
+    return 0;
+  }
+  if (positionals.length > 0) throw new ExportUsageError(`unexpected argument ${JSON.stringify(positionals[0])}\n\n${USAGE}`);
+  if (!values.checkpoint) throw new ExportUsageError(`--checkpoint is required\n\n${USAGE}`);
+  if (!values.out) throw new ExportUsageError(`--out is required\n\n${USAGE}`);
+  const format = values.format ?? 'hf';
+  if (format !== 'hf') throw new ExportUsageError(`--format: ${JSON.stringify(format)} is not supported (only "hf")\n\n${USAGE}`);
+  if (path.resolve(values.out) === path.resolve(values.checkpoint)) throw new ExportUsageError('--out must differ from --checkpoint (the export replaces --out)');
+  const ck = await loadCheckpoint(values.checkpoint);
+  let tok: BpeTokenizer;
+  try {
+    tok = BpeTokenizer.fromJSON(ck.tokenizer, path.join(values.checkpoint, 'tokenizer.json'));
+  } catch (err) {
+    throw new Error(`checkpoint ${values.checkpoint}: ${(err as Error).message}`);
+  }
+  const tokens = { bos: tok.special.eot, eos: tok.special.eot, pad: tok.special.pad };
+  const files = await writeHfGpt2(values.out, ck.model, ck.weights, {
+    tokenizer: ck.tokenizer,
+    tokenizerConfig: hfTokenizerConfig(tok, ck.model.context),
+    generationConfig: { bos_token_id: tokens.bos, eos_token_id: tokens.eos, pad_token_id: tokens.pad, _from_model_config: false },
+    tokens,
+  });
+  log(JSON.stringify({ out: values.out, format, files, weightsHash: ck.hash }));
+  return 0;
+}

@@ -1,0 +1,65 @@
+// `lima-harness perplexity --model PATH --text FILE`: one JSON line with the perplexity of a
+// text file under a checkpoint, ours or a Hugging Face GPT-2 folder (src/eval/text-perplexity.ts).
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { loadAnyCheckpoint } from '../checkpoint/index.ts';
+import { BpeTokenizer } from '../data/tokenizer.ts';
+import { textPerplexity } from '../eval/text-perplexity.ts';
+import { stripBom } from '../util/text.ts';
+
+const USAGE = `Usage: lima-harness perplexity --model PATH --text FILE [--threads N]
+
+Prints one JSON line {tokens, nll, perplexity, bitsPerByte, model, file} for the UTF-8 text of
+FILE under the model at PATH: a checkpoint of this harness (checkpoints/<run>/epoch-NN) or a
+Hugging Face GPT-2 folder (config.json, model.safetensors or a sharded set, tokenizer.json).
+Every token after the first is scored once (nll in nats, summed; perplexity = exp(nll / tokens);
+bitsPerByte = nll / ln 2 / UTF-8 bytes of the scored tokens), in disjoint windows of the model's
+context, each reading the previous window's last token (lm-evaluation-harness's rolling
+loglikelihood). No BOS is added. The tokenizer must be one this harness reads (its own
+byte-level BPE; other tokenizers are not supported yet).
+  --model PATH    checkpoint folder
+  --text FILE     text file (a leading byte-order mark is dropped)
+  --threads N     onnxruntime threads (default 1)
+  -h, --help      this help`;
+
+export class PerplexityUsageError extends Error {}
+
+export async function perplexityCommand(argv: string[], log: (text: string) => void = console.log): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    options: { model: { type: 'string' }, text: { type: 'string' }, threads: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
+    strict: true,
+    allowPositionals: true,
+  });
+  if (values.help) {
+    log(USAGE);
+    return 0;
+  }
+  if (positionals.length > 0) throw new PerplexityUsageError(`unexpected argument ${JSON.stringify(positionals[0])}\n\n${USAGE}`);
+  if (!values.model) throw new PerplexityUsageError(`--model is required\n\n${USAGE}`);
+  if (!values.text) throw new PerplexityUsageError(`--text is required\n\n${USAGE}`);
+  const threads = values.threads === undefined ? 1 : Number(values.threads);
+  if (!Number.isInteger(threads) || threads < 1) throw new PerplexityUsageError(`--threads: expected a positive integer, got ${JSON.stringify(values.threads)}`);
+  let text: string;
+  try {
+    text = stripBom(await fs.readFile(values.text, 'utf8'));
+  } catch (err) {
+    throw new Error(`${values.text}: cannot read (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+  }
+  const ck = await loadAnyCheckpoint(values.model);
+  let tok: BpeTokenizer;
+  try {
+    tok = BpeTokenizer.fromJSON(ck.tokenizer, path.join(values.model, 'tokenizer.json'));
+  } catch (err) {
+    throw new Error(`${(err as Error).message} (only this harness's own tokenizers are read so far)`);
+  }
+  let result;
+  try {
+    result = await textPerplexity(ck.model, ck.weights, tok, text, { threads });
+  } catch (err) {
+    throw new Error(`${values.text}: ${(err as Error).message}`);
+  }
+  log(JSON.stringify({ tokens: result.tokens, nll: result.nll, perplexity: result.perplexity, bitsPerByte: result.bitsPerByte, model: values.model, file: values.text }));
+  return 0;
+}
