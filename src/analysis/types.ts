@@ -37,9 +37,28 @@ export interface AnalysisInput {
   data: { train: number; heldout: number; dev: number; sources?: Record<string, unknown> };
   /** How the held-out set fitted the scoring window (src/eval/heldout.ts); copied into metrics.json. */
   heldoutCoverage?: HeldoutCoverageFigures;
+  /** The pretrained base's record (src/train/base.ts base.json, summarised); copied into metrics.json. */
+  pretraining?: PretrainingFigures;
   /** Training backend, eval runtime. */
   backend: Record<string, unknown>;
   durationsSeconds: Record<string, number>;
+}
+
+/** How the base (epoch 0) was pretrained: text, length, losses (nats per token) and time. */
+export interface PretrainingFigures {
+  /** Content hash of the base (its directory under checkpoints/bases/ is the first 16 characters). */
+  hash: string;
+  params: number;
+  documents: { train: number; validation: number };
+  tokens: { train: number; validation: number };
+  /** Pretraining documents dropped because their title or first line is a held-out or dev question. */
+  droppedAsHeldoutOrDev: number;
+  steps: number;
+  epochs: number;
+  trainLoss: number;
+  validationLoss: number | null;
+  seconds: number;
+  tokensPerSec: number;
 }
 
 export const DEFAULT_CONFIDENCE = 0.95;
@@ -178,6 +197,8 @@ export interface Metrics {
   data: { train: number; heldout: number; dev: number };
   /** Held-out coverage: present when the pipeline passed it in. */
   heldoutCoverage?: HeldoutCoverageFigures;
+  /** The pretrained base: present when the study pretrained one. */
+  pretraining?: PretrainingFigures;
   backend: Record<string, unknown>;
   durationsSeconds: Record<string, number>;
   /** The settings the intervals and the summary's verdict were computed with. */

@@ -89,6 +89,9 @@ export function validateExperimentConfig(raw: unknown, where: string): Experimen
   const maxUndefinedShare = expectNumber(given('maxUndefinedShare'), `${where}: analysis.maxUndefinedShare`, { min: 0, max: 1 });
 
   const train = validateTrainConfig({ ...defaultTrainConfig, ...expectObject(obj.train ?? {}, `${where}: train`) }, `${where}: train`);
+  if (train.base.kind === 'pretrain' && model.context < train.base.maxLength) {
+    throw new ConfigError(`${where}: train.base.maxLength (${train.base.maxLength}) exceeds model.context (${model.context})`);
+  }
   if (model.context < train.maxLength) {
     throw new ConfigError(`${where}: train.maxLength (${train.maxLength}) exceeds model.context (${model.context})`);
   }
@@ -104,6 +107,10 @@ export function validateExperimentConfig(raw: unknown, where: string): Experimen
   }
   const judge = validateJudgeConfig(obj.judge ?? defaultJudgeConfig, `${where}: judge`);
   const data = validateDataConfig(obj.data, `${where}: data`);
+  if (data.builtin === 'wordnet' && train.base.kind === 'pretrain' && train.base.wordnetTexts > 0) {
+    // WordNet texts drawn afresh would describe the builtin sets' own word senses (their answers).
+    throw new ConfigError(`${where}: train.base.wordnetTexts: the builtin WordNet dataset already gives pretraining text from senses its sets do not use (data.pretrainTexts); set wordnetTexts to 0`);
+  }
 
   return { name, description, seed, data, tokenizer: { vocabSize }, model, train, eval: evalConfig, judge, analysis: { window, bootstrap, confidence, alpha, maxUndefinedShare } };
 }

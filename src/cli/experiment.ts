@@ -154,6 +154,7 @@ export async function runExperiment(options: ExperimentOptions): Promise<Experim
   const base = config.train.base;
   let tokenizer: BpeTokenizer;
   let pretrained: PretrainedBase | undefined;
+  let baseContent: string | undefined;
   if (base.kind === 'pretrain') {
     log(quiet, 'stage 2/6 base: pretraining text, tokenizer and pretraining');
     const text = await timed('data', () =>
@@ -181,6 +182,13 @@ export async function runExperiment(options: ExperimentOptions): Promise<Experim
       }),
     );
     tokenizer = pretrained.tokenizer;
+    baseContent = pretrained.hash;
+  } else if (base.kind === 'checkpoint') {
+    // A checkpoint base's embedding rows mean its own tokenizer's ids: fine-tune with that one.
+    log(quiet, `stage 2/6 tokenizer: the base checkpoint's (${base.path})`);
+    const loaded = await loadCheckpoint(path.resolve(base.path));
+    tokenizer = BpeTokenizer.fromJSON(loaded.tokenizer);
+    baseContent = stableHash({ weights: loaded.hash, tokenizer: loaded.tokenizerHash });
   } else {
     log(quiet, 'stage 2/6 tokenizer');
     tokenizer = await timed('tokenizer', () => prepareTokenizer(runDir, data, trainRecords, pretrainTexts, config.tokenizer.vocabSize, quiet));
@@ -192,7 +200,7 @@ export async function runExperiment(options: ExperimentOptions): Promise<Experim
   // The base (epoch 0): evaluated like every epoch, kept out of correlation and selection.
   const baseCheckpoint = pretrained ? { epoch: 0, dir: pretrained.dir } : base.kind === 'checkpoint' ? { epoch: 0, dir: path.resolve(base.path) } : undefined;
   // The fine-tune's checkpoints depend on the base's content, not only on the config naming it.
-  const trainHash = pretrained ? stableHash({ run: runIdentity(config), base: pretrained.hash }) : stableHash(runIdentity(config));
+  const trainHash = baseContent ? stableHash({ run: runIdentity(config), base: baseContent }) : stableHash(runIdentity(config));
   log(quiet, `stage 3/6 train -> ${runDir}`);
   // Evaluation during training only when there is training left to overlap with.
   const trained = (await listCheckpoints(runDir)).filter((c) => c.epoch <= config.train.epochs);
@@ -282,6 +290,7 @@ export async function runExperiment(options: ExperimentOptions): Promise<Experim
     judge: { kind: config.judge.kind, description: judge.describe() },
     data: { train: data.counts.train, heldout: data.counts.heldout, dev: data.counts.dev, sources: describeSources(config) },
     heldoutCoverage: evaluation.heldoutCoverage,
+    ...(pretrained ? { pretraining: pretrainingFigures(pretrained) } : {}),
     backend: { training: training.backend, trainTokensPerSec: round(training.tokensPerSec), evaluation: 'onnxruntime-node (cpu)', evalWorkers: config.eval.workers },
     durationsSeconds: Object.fromEntries(Object.entries(durations).map(([k, v]) => [k, round(v)])),
   };
@@ -297,6 +306,23 @@ export function qualityRows(generations: Array<Pick<GenerationResult, 'epoch' | 
     const g = generations[i]!;
     return { epoch: g.epoch, exampleId: g.exampleId, sample: g.sample, score: j.valid ? j.score : null, ...(!j.valid && j.invalidReason ? { invalidReason: j.invalidReason } : {}) };
   });
+}
+
+function pretrainingFigures(base: PretrainedBase): NonNullable<AnalysisInput['pretraining']> {
+  const r = base.record;
+  return {
+    hash: r.hash,
+    params: r.params,
+    documents: r.documents,
+    tokens: r.tokens,
+    droppedAsHeldoutOrDev: Number((r.provenance as { dropped?: number }).dropped ?? 0),
+    steps: r.steps,
+    epochs: r.epochs,
+    trainLoss: r.trainLoss,
+    validationLoss: r.validationLoss,
+    seconds: r.seconds,
+    tokensPerSec: r.tokensPerSec,
+  };
 }
 
 function round(x: number): number {

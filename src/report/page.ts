@@ -67,6 +67,18 @@ function heldoutCoverageText(m: Metrics): string {
   );
 }
 
+/** How the base was pretrained, when the study pretrained one. */
+function pretrainingText(m: Metrics): string {
+  const p = m.pretraining;
+  if (!p) return '';
+  const loss = (x: number | null) => (x === null ? 'n/a' : `${x.toFixed(3)} nats/token (perplexity ${Math.exp(x).toFixed(1)})`);
+  return (
+    `<p><strong>Base model:</strong> a GPT of ${h(p.params.toLocaleString('en-US'))} parameters pretrained for ${h(p.steps)} steps (${h(fmt(p.epochs, 2))} epochs) on ` +
+    `${h(p.tokens.train.toLocaleString('en-US'))} tokens of general text (${h(p.documents.train)} documents; ${h(p.droppedAsHeldoutOrDev)} more were dropped as duplicates of held-out or dev questions) ` +
+    `in ${h(Math.round(p.seconds))} s; validation loss ${h(loss(p.validationLoss))} on ${h(p.tokens.validation.toLocaleString('en-US'))} tokens of ${h(p.documents.validation)} documents it never trained on (base ${h(p.hash.slice(0, 16))}).</p>`
+  );
+}
+
 /** An interval, marked (with why) when too many resamples left its statistic undefined. */
 function ciText(lo: number | null, hi: number | null, count: ReplicateCount, statistic: string, digits = 2, sign = false): string {
   const text = h(interval(lo, hi, digits, sign));
@@ -187,6 +199,7 @@ ${m.base ? `<p><strong>Against the base model:</strong> ${h(m.base.summary)}</p>
 ${judgeExtra.length ? `<ul>${judgeExtra.map(([k, v]) => `<li>${h(k)}: <code>${h(valueText(v))}</code></li>`).join('')}</ul>` : ''}
 <p><strong>Data:</strong> ${h(m.data.train)} training pairs, ${h(m.data.heldout)} held-out examples (perplexity), ${h(m.data.dev)} dev examples (quality).</p>
 ${heldoutCoverageText(m)}
+${pretrainingText(m)}
 <p><strong>Backend:</strong></p><ul>${backendItems}</ul>
 <p><strong>Run time:</strong> ${h(totalSeconds.toFixed(1))} s in total</p><ul>${durationItems}</ul>
 </div>

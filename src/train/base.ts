@@ -146,7 +146,12 @@ async function finishedBase(dir: string): Promise<{ checkpoint: LoadedCheckpoint
   const done = (await listCheckpoints(dir)).find((c) => c.epoch === 0);
   if (!done) return undefined;
   const checkpoint = await loadCheckpoint(done.dir);
-  const record = JSON.parse(await fs.readFile(path.join(dir, 'base.json'), 'utf8')) as BaseRecord;
+  let record: BaseRecord;
+  try {
+    record = JSON.parse(await fs.readFile(path.join(dir, 'base.json'), 'utf8')) as BaseRecord;
+  } catch (err) {
+    throw new Error(`${dir}: the base checkpoint is there but base.json cannot be read (${(err as Error).message}); remove ${dir} to pretrain it again`);
+  }
   return { checkpoint, record, tokenizer: BpeTokenizer.fromJSON(checkpoint.tokenizer) };
 }
 
@@ -194,6 +199,7 @@ export async function pretrainBase(opts: PretrainBaseOptions): Promise<Pretraine
   if (trainSeqs.length === 0) throw new Error('train.base: the pretraining text packs into no sequence of 2 or more tokens');
   const stepsPerEpoch = Math.ceil(trainSeqs.length / base.batchSize);
   const totalSteps = base.steps ?? stepsPerEpoch * base.epochs;
+  if (base.warmupSteps >= totalSteps) throw new Error(`train.base.warmupSteps (${base.warmupSteps}) must be smaller than the ${totalSteps} pretraining steps`);
   const lrEnd = base.lrEnd ?? base.lr / 10;
   const count = (seqs: TrainExample[]) => seqs.reduce((a, s) => a + s.ids.length, 0);
   log(
@@ -211,7 +217,9 @@ export async function pretrainBase(opts: PretrainBaseOptions): Promise<Pretraine
     const loaded = await loadCheckpoint(partial.dir);
     if (loaded.manifest.configHash !== hash) throw new Error(`${partial.dir} belongs to another base (hash ${loaded.manifest.configHash.slice(0, 16)}...); remove it`);
     weights = loaded.weights;
-    state = loaded.manifest.extra!.state as typeof state;
+    const saved = loaded.manifest.extra?.state as typeof state | undefined;
+    if (!saved || typeof saved.step !== 'number') throw new Error(`${partial.dir}: manifest.json has no pretraining state (extra.state); remove ${partialRoot} to restart the pretraining`);
+    state = saved;
     optimizer = { bin: await fs.readFile(path.join(partial.dir, OPTIMIZER_BIN)), json: await fs.readFile(path.join(partial.dir, OPTIMIZER_JSON), 'utf8'), where: partial.dir };
     log(`resuming pretraining at step ${state.step} of ${totalSteps} from ${partial.dir}`);
   }

@@ -42,6 +42,8 @@ test('unknown keys and wrong types are errors that name the key', () => {
     [(c) => (c.model.context = 0), /model\.context: must be >= 1/],
     [(c) => (c.seed = -1), /seed: must be >= 0/],
     [(c) => (c.train.maxLength = 64), /train\.maxLength \(64\) exceeds model\.context \(32\)/],
+    [(c) => (c.train.base = { kind: 'pretrain', epochs: 1, batchSize: 4, lr: 1e-3, maxLength: 64 }), /train\.base\.maxLength \(64\) exceeds model\.context \(32\)/],
+    [(c) => (c.train.base = { kind: 'pretrain', epochs: 1, batchSize: 4, lr: 1e-3, maxLength: 32, wordnetTexts: 100 }), /train\.base\.wordnetTexts: the builtin WordNet dataset already gives pretraining text/],
     [(c) => (c.analysis = { window: [10, 5] }), /analysis\.window \[10,5\] is empty/],
     [(c) => (c.analysis = { confidence: 95 }), /cfg\.json: analysis\.confidence: must be strictly between 0 and 1, got 95/],
     [(c) => (c.analysis = { confidence: 1 }), /cfg\.json: analysis\.confidence: must be strictly between 0 and 1, got 1/],

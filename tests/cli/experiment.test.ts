@@ -42,11 +42,20 @@ test('a tiny study end to end, then killed mid-training and resumed to the same 
   assert.equal(metricsA.epochs.length, 4);
   assert.ok(metricsA.epochs.every((e: { perplexity: number }) => Number.isFinite(e.perplexity) && e.perplexity > 1));
   assert.ok([2, 3].includes(metricsA.selection.epoch));
+  // The pretrained base is epoch 0: evaluated, kept out of epochs, its pretraining recorded.
+  assert.equal(metricsA.base.epoch, 0);
+  assert.ok(Number.isFinite(metricsA.base.perplexity) && metricsA.base.perplexity > 1);
+  assert.ok(Number.isFinite(metricsA.pretraining.validationLoss));
+  assert.equal(metricsA.pretraining.documents.train + metricsA.pretraining.documents.validation, 64);
+  const bases = await fs.readdir(path.join(dir, 'bases'));
+  assert.equal(bases.length, 1);
+  assert.equal(metricsA.pretraining.hash.slice(0, 16), bases[0]);
 
   // Kill -9 once the second epoch's checkpoint exists, then run the same command again.
   const child = spawn(process.execPath, [cli, 'experiment', '--config', 'tiny.json', '--run-dir', 'run-b', '--out', 'report-b'], { cwd: dir, env: { ...process.env, LIMA_QUIET: '1' }, stdio: 'ignore' });
   const exited = new Promise((resolve) => child.on('exit', resolve));
-  for (let i = 0; i < 600; i++) {
+  // Waits up to 5 minutes (a loaded machine); the kill itself is what is tested.
+  for (let i = 0; i < 6000; i++) {
     if (await fs.access(path.join(dir, 'run-b/epoch-02/manifest.json')).then(() => true, () => false)) break;
     await new Promise((r) => setTimeout(r, 50));
   }
@@ -67,6 +76,18 @@ test('a tiny study end to end, then killed mid-training and resumed to the same 
   assert.equal(again.status, 0, again.stderr);
   const after = await Promise.all(evalFiles.map((f) => fs.stat(path.join(dir, 'run-b/eval', f)).then((s) => s.mtimeMs)));
   assert.deepEqual(after, before);
+
+  // Run b reused run a's base (same text, model, schedule and seed) rather than pretraining again.
+  assert.deepEqual(await fs.readdir(path.join(dir, 'bases')), bases);
+
+  // A checkpoint base fine-tunes with the checkpoint's own tokenizer (vocabSize here differs from it) and is epoch 0.
+  const fromCheckpoint = { ...tinyConfig, name: 'from-ckpt', tokenizer: { vocabSize: 280 }, train: { ...tinyConfig.train, epochs: 1, base: { kind: 'checkpoint', path: 'run-a/epoch-04' } }, analysis: { window: [1, 1], bootstrap: 20 } };
+  await fs.writeFile(path.join(dir, 'from-ckpt.json'), JSON.stringify(fromCheckpoint));
+  const ck = run(['experiment', '--config', 'from-ckpt.json', '--run-dir', 'run-c', '--out', 'report-c'], dir);
+  assert.equal(ck.status, 0, ck.stderr);
+  const metricsC = JSON.parse(await fs.readFile(path.join(dir, 'report-c/metrics.json'), 'utf8'));
+  assert.equal(metricsC.base.perplexity, metricsA.epochs[3].perplexity, 'epoch 0 is run a\'s epoch 4');
+  assert.equal(metricsC.pretraining, undefined);
 
   // Changing what results depend on is refused rather than mixed into the old run.
   await fs.writeFile(path.join(dir, 'tiny.json'), JSON.stringify({ ...tinyConfig, seed: 4 }));
