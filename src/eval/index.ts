@@ -170,7 +170,11 @@ async function prepareCheckpoint(entry: CheckpointEntry, onnxDir: string): Promi
   try {
     tokenizer = BpeTokenizer.fromJSON(ck.tokenizer, path.join(entry.dir, 'tokenizer.json'));
   } catch (err) {
-    throw new Error(`checkpoint ${entry.dir}: tokenizer.json: ${(err as Error).message}`);
+    // Only our own byte-level BPE (what `export` writes) is read for now; a foreign tokenizer
+    // (GPT-2's, SentencePiece, ...) needs @huggingface/tokenizers in evaluation, not built yet.
+    throw new Error(
+      `checkpoint ${entry.dir}: tokenizer.json is not a lima-harness tokenizer (only tokenizers written by lima-harness, e.g. by \`export --format hf\`, are supported for now; other tokenizers are not yet): ${(err as Error).message}`,
+    );
   }
   return { epoch: entry.epoch, seedKey: entry.seedKey ?? entry.epoch, hash: ck.hash, model: ck.model, onnxPath, tokenizer, tokenizerKey: ck.tokenizerHash, onnxSha256: '' };
 }
