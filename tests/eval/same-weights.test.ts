@@ -77,3 +77,18 @@ test('an HF folder of the same weights is evaluated through loadAnyCheckpoint: s
   assert.deepEqual(other.perplexity, native.perplexity);
   assert.notDeepEqual(other.generations.map((g) => g.response), native.generations.map((g) => g.response));
 });
+
+test('a checkpoint whose tokenizer.json is not ours is a clear error (foreign tokenizers are not supported yet)', async () => {
+  const { writeHfGpt2 } = await import('../../src/checkpoint/index.ts');
+  const tok = makeTokenizer();
+  const model: ModelConfig = { vocab: tok.vocabSize, context: 32, dModel: 16, layers: 1, heads: 2 };
+  const dir = path.join(root, 'foreign');
+  // GPT-2's tokenizer.json in miniature: a BPE without our special tokens.
+  const foreign = { version: '1.0', model: { type: 'BPE', vocab: { '!': 0, '"': 1, '<|endoftext|>': 2 }, merges: [] } };
+  await writeHfGpt2(dir, model, randomWeights(model, 3, 0.3), { tokenizer: foreign });
+  const config: EvalConfig = { ...defaultEvalConfig, maxLength: 32, batchTokens: 128, generation: { ...defaultEvalConfig.generation, samples: 1, maxNewTokens: 4 } };
+  await assert.rejects(
+    runEvaluation({ checkpoints: [{ epoch: 1, dir, seedKey: 100 }], heldout: makeRecords('held', 2, 1), dev: makeRecords('dev', 1, 2), outDir: path.join(root, 'eval-foreign'), config, seed: 1, quiet: true, pool: { workers: 1, threads: 1 } }),
+    /foreign: tokenizer\.json is not a lima-harness tokenizer \(only tokenizers written by lima-harness, e\.g\. by `export --format hf`, are supported for now; other tokenizers are not yet\): .*expected special token/,
+  );
+});
