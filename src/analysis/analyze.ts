@@ -158,6 +158,7 @@ function analyzeEpochs(input: AnalysisInput): Metrics {
     if (winner >= 0) wins.set(prep.epochs[winner]!, (wins.get(prep.epochs[winner]!) ?? 0) + 1);
   }
 
+  const trainerLogs = new Map(input.epochs.filter((r) => r.trainer).map((r) => [r.epoch, r.trainer!]));
   const epochs: EpochMetrics[] = prep.epochs.map((epoch, e) => {
     const { low: lo, high: hi, ...count } = summarise(qualityReps[e]!, settings);
     let n = 0;
@@ -168,6 +169,7 @@ function analyzeEpochs(input: AnalysisInput): Metrics {
       bitsPerByte: num(point.bitsPerByte[e]!),
       quality: { mean: num(point.quality[e]!), ciLow: n > 0 ? num(lo) : null, ciHigh: n > 0 ? num(hi) : null, n, invalid: prep.invalid[e]!, invalidByReason: sortedCounts(prep.invalidByReason[e]!), ...count },
       trainLoss: num(prep.trainLoss.get(epoch) ?? NaN),
+      ...(trainerLogs.has(epoch) ? { trainer: trainerLogs.get(epoch)! } : {}),
     };
   });
 
@@ -604,10 +606,11 @@ function validateInput(input: AnalysisInput): void {
   const fail = (where: string, msg: string) => {
     throw new AnalysisInputError(`analysis input: ${where}: ${msg}`);
   };
-  const isEpoch = (v: unknown) => typeof v === 'number' && Number.isInteger(v) && v >= 0;
+  // An epoch is a checkpoint's position: fractional for an imported series saved by steps.
+  const isEpoch = (v: unknown) => typeof v === 'number' && Number.isFinite(v) && v >= 0;
   const finite = (v: unknown) => typeof v === 'number' && Number.isFinite(v);
   if (!Array.isArray(input.window) || input.window.length !== 2 || !isEpoch(input.window[0]) || !isEpoch(input.window[1])) {
-    fail('window', `expected [first, last] epochs, got ${JSON.stringify(input.window)}`);
+    fail('window', `expected [first, last] epochs (non-negative numbers), got ${JSON.stringify(input.window)}`);
   }
   if (input.window[0] > input.window[1]) fail('window', `[${input.window}] is empty (first > last)`);
   if (!Number.isInteger(input.bootstrap) || input.bootstrap < 0) fail('bootstrap', `expected a non-negative integer, got ${input.bootstrap}`);
@@ -621,15 +624,15 @@ function validateInput(input: AnalysisInput): void {
   share('maxUndefinedShare', true);
   if (!Number.isInteger(input.seed)) fail('seed', `expected an integer, got ${input.seed}`);
   input.epochs.forEach((r, i) => {
-    if (!isEpoch(r.epoch)) fail(`epochs[${i}].epoch`, `expected a non-negative integer, got ${JSON.stringify(r.epoch)}`);
-    if (!finite(r.trainLoss) && !(r.trainLoss === null && r.epoch === BASE_EPOCH)) {
-      fail(`epochs[${i}] (epoch ${r.epoch}).trainLoss`, `expected a finite number${r.trainLoss === null ? ' (null only for epoch 0, the base model)' : ''}, got ${JSON.stringify(r.trainLoss)}`);
+    if (!isEpoch(r.epoch)) fail(`epochs[${i}].epoch`, `expected a non-negative number, got ${JSON.stringify(r.epoch)}`);
+    if (!finite(r.trainLoss) && r.trainLoss !== null) {
+      fail(`epochs[${i}] (epoch ${r.epoch}).trainLoss`, `expected a finite number or null (not logged), got ${typeof r.trainLoss === 'number' ? String(r.trainLoss) : JSON.stringify(r.trainLoss)}`);
     }
   });
   const seenPpl = new Set<string>();
   input.perplexity.forEach((r, i) => {
     const where = `perplexity[${i}] (example ${JSON.stringify(r.exampleId)}, epoch ${r.epoch})`;
-    if (!isEpoch(r.epoch)) fail(`${where}.epoch`, `expected a non-negative integer, got ${JSON.stringify(r.epoch)}`);
+    if (!isEpoch(r.epoch)) fail(`${where}.epoch`, `expected a non-negative number, got ${JSON.stringify(r.epoch)}`);
     if (typeof r.exampleId !== 'string' || r.exampleId === '') fail(`${where}.exampleId`, 'expected a non-empty string');
     if (!finite(r.nll) || r.nll < 0) fail(`${where}.nll`, `expected a finite number >= 0, got ${JSON.stringify(r.nll)}`);
     if (!Number.isInteger(r.tokens) || r.tokens < 0) fail(`${where}.tokens`, `expected an integer >= 0, got ${JSON.stringify(r.tokens)}`);
@@ -641,7 +644,7 @@ function validateInput(input: AnalysisInput): void {
   const seenQ = new Set<string>();
   input.quality.forEach((r, i) => {
     const where = `quality[${i}] (example ${JSON.stringify(r.exampleId)}, epoch ${r.epoch}, sample ${r.sample})`;
-    if (!isEpoch(r.epoch)) fail(`${where}.epoch`, `expected a non-negative integer, got ${JSON.stringify(r.epoch)}`);
+    if (!isEpoch(r.epoch)) fail(`${where}.epoch`, `expected a non-negative number, got ${JSON.stringify(r.epoch)}`);
     if (typeof r.exampleId !== 'string' || r.exampleId === '') fail(`${where}.exampleId`, 'expected a non-empty string');
     if (!Number.isInteger(r.sample) || r.sample < 0) fail(`${where}.sample`, `expected an integer >= 0, got ${JSON.stringify(r.sample)}`);
     if (r.score !== null && (!finite(r.score) || r.score < 1 || r.score > 6)) fail(`${where}.score`, `expected 1..6 or null, got ${JSON.stringify(r.score)}`);

@@ -6,10 +6,13 @@ import type { HeldoutFit } from '../eval/heldout.ts';
 export interface AnalysisInput {
   /**
    * Mean training loss per epoch (nats per response token). Epoch 0 is the base model before
-   * any fine-tuning: its trainLoss is its pretraining loss, or null when there is none (null is
-   * accepted for epoch 0 only).
+   * any fine-tuning: its trainLoss is its pretraining loss, or null when there is none. Null is
+   * accepted at any epoch (a checkpoint series imported from another trainer may have logged no
+   * loss before a checkpoint). An epoch is a non-negative number: a position in an imported
+   * series may be fractional (a checkpoint saved by steps). `trainer`, when given, is copied
+   * into that epoch's metrics as is.
    */
-  epochs: Array<{ epoch: number; trainLoss: number | null }>;
+  epochs: Array<{ epoch: number; trainLoss: number | null; trainer?: TrainerLog }>;
   /**
    * Held-out, per example, response tokens only. Rows with epoch 0 (here and in `quality`) are
    * the base model: analyze() evaluates them into Metrics.base and leaves them out of every
@@ -59,6 +62,17 @@ export interface PretrainingFigures {
   validationLoss: number | null;
   seconds: number;
   tokensPerSec: number;
+}
+
+/**
+ * What another trainer logged up to a checkpoint (trainer_state.json's log_history, the last
+ * entries at or before the checkpoint's step): its training loss and eval loss (nats per
+ * token, its own data and masking), null when it logged none by then, and the checkpoint's step.
+ */
+export interface TrainerLog {
+  loss: number | null;
+  evalLoss: number | null;
+  step: number;
 }
 
 export const DEFAULT_CONFIDENCE = 0.95;
@@ -120,6 +134,8 @@ export interface EpochMetrics {
     invalidByReason: Record<string, number>;
   } & ReplicateCount;
   trainLoss: Num;
+  /** Present for an imported checkpoint series only: what its trainer logged (TrainerLog). */
+  trainer?: TrainerLog;
 }
 
 export interface CorrelationFigure extends ReplicateCount {

@@ -22,6 +22,7 @@ export {
   type LoadedCheckpoint,
 } from './native.ts';
 export { tokenizerHash, weightsHash } from './hash.ts';
+export { listSeries, type SeriesCheckpoint, type SeriesFormat, type SeriesSpec, type TrainerLogged } from './series.ts';
 export { fromHfGpt2Tensors, hfGpt2Config, hfGpt2Name, loadHfCheckpoint, modelConfigFromHf, toHfGpt2Tensors, writeHfGpt2, type HfExportFiles, type HfSpecialTokens } from './hf.ts';
 export {
   decodeSafetensors,

@@ -9,6 +9,7 @@ import { validateDataConfig, type DataConfig } from '../data/prepare.ts';
 import { defaultTrainConfig, validateTrainConfig, type TrainConfig } from '../train/config.ts';
 import { defaultEvalConfig, validateEvalConfig, type EvalConfig } from '../eval/config.ts';
 import { defaultJudgeConfig, validateJudgeConfig, type JudgeConfig } from '../judge/index.ts';
+import type { SeriesSpec } from '../checkpoint/index.ts';
 import { DEFAULT_ALPHA, DEFAULT_CONFIDENCE, DEFAULT_MAX_UNDEFINED_SHARE } from '../analysis/types.ts';
 
 export interface AnalysisConfig {
@@ -30,15 +31,22 @@ export interface ExperimentConfig {
   seed: number;
   data: DataConfig;
   tokenizer: { vocabSize: number };
-  /** The model's shape; its vocabulary size comes from the tokenizer. */
-  model: Omit<ModelConfig, 'vocab'>;
-  train: TrainConfig;
+  /** The model's shape; its vocabulary size comes from the tokenizer. Absent with `checkpoints`. */
+  model?: Omit<ModelConfig, 'vocab'>;
+  /** Absent with `checkpoints`. */
+  train?: TrainConfig;
+  /**
+   * A checkpoint series trained elsewhere, in place of `model` and `train` (issue 13): the data,
+   * evaluation, judging, analysis and report stages run on it unchanged. Paths are resolved
+   * against the directory the command runs in.
+   */
+  checkpoints?: SeriesSpec;
   eval: EvalConfig;
   judge: JudgeConfig;
   analysis: AnalysisConfig;
 }
 
-const TOP_KEYS = ['$schema', 'name', 'description', 'seed', 'data', 'tokenizer', 'model', 'train', 'eval', 'judge', 'analysis'] as const;
+const TOP_KEYS = ['$schema', 'name', 'description', 'seed', 'data', 'tokenizer', 'model', 'train', 'checkpoints', 'eval', 'judge', 'analysis'] as const;
 
 export const defaultAnalysisConfig: AnalysisConfig = {
   window: [5, 10],
@@ -56,24 +64,36 @@ export function validateExperimentConfig(raw: unknown, where: string): Experimen
   const seed = expectNumber(obj.seed, `${where}: seed`, { integer: true, min: 0 });
   const description = obj.description === undefined ? undefined : expectString(obj.description, `${where}: description`);
 
-  const tokenizerObj = expectObject(obj.tokenizer ?? {}, `${where}: tokenizer`, ['vocabSize']);
-  const vocabSize = expectNumber(tokenizerObj.vocabSize ?? 2048, `${where}: tokenizer.vocabSize`, { integer: true, min: 262 });
+  let checkpoints: SeriesSpec | undefined;
+  let model: Omit<ModelConfig, 'vocab'> | undefined;
+  let vocabSize = 2048;
+  if (obj.checkpoints !== undefined) {
+    // The series brings its own model and tokenizer (each folder's tokenizer.json).
+    for (const key of ['model', 'train', 'tokenizer'] as const) {
+      if (obj[key] !== undefined) throw new ConfigError(`${where}: ${key}: not allowed with checkpoints (a checkpoint series brings its own model${key === 'tokenizer' ? ' and tokenizer' : ' and was trained elsewhere'}); remove one of the two`);
+    }
+    checkpoints = validateCheckpointsSection(obj.checkpoints, `${where}: checkpoints`);
+  } else {
+    const tokenizerObj = expectObject(obj.tokenizer ?? {}, `${where}: tokenizer`, ['vocabSize']);
+    vocabSize = expectNumber(tokenizerObj.vocabSize ?? 2048, `${where}: tokenizer.vocabSize`, { integer: true, min: 262 });
 
-  const modelObj = expectObject(obj.model, `${where}: model`, ['context', 'dModel', 'layers', 'heads']);
-  const model = {
-    context: expectNumber(modelObj.context, `${where}: model.context`, { integer: true, min: 1 }),
-    dModel: expectNumber(modelObj.dModel, `${where}: model.dModel`, { integer: true, min: 1 }),
-    layers: expectNumber(modelObj.layers, `${where}: model.layers`, { integer: true, min: 1 }),
-    heads: expectNumber(modelObj.heads, `${where}: model.heads`, { integer: true, min: 1 }),
-  };
-  validateModelConfig({ ...model, vocab: vocabSize }, `${where}: model`);
+    const modelObj = expectObject(obj.model, `${where}: model`, ['context', 'dModel', 'layers', 'heads']);
+    model = {
+      context: expectNumber(modelObj.context, `${where}: model.context`, { integer: true, min: 1 }),
+      dModel: expectNumber(modelObj.dModel, `${where}: model.dModel`, { integer: true, min: 1 }),
+      layers: expectNumber(modelObj.layers, `${where}: model.layers`, { integer: true, min: 1 }),
+      heads: expectNumber(modelObj.heads, `${where}: model.heads`, { integer: true, min: 1 }),
+    };
+    validateModelConfig({ ...model, vocab: vocabSize }, `${where}: model`);
+  }
 
   const analysisObj = expectObject(obj.analysis ?? {}, `${where}: analysis`, ['window', 'bootstrap', 'confidence', 'alpha', 'maxUndefinedShare']);
   const windowRaw = analysisObj.window ?? defaultAnalysisConfig.window;
   if (!Array.isArray(windowRaw) || windowRaw.length !== 2) throw new ConfigError(`${where}: analysis.window must be [first, last] epochs`);
+  // Positions in an imported series may be fractional (checkpoints saved by steps).
   const window: [number, number] = [
-    expectNumber(windowRaw[0], `${where}: analysis.window[0]`, { integer: true, min: 1 }),
-    expectNumber(windowRaw[1], `${where}: analysis.window[1]`, { integer: true, min: 1 }),
+    expectNumber(windowRaw[0], `${where}: analysis.window[0]`, checkpoints ? { min: 0 } : { integer: true, min: 1 }),
+    expectNumber(windowRaw[1], `${where}: analysis.window[1]`, checkpoints ? { min: 0 } : { integer: true, min: 1 }),
   ];
   if (window[0] > window[1]) throw new ConfigError(`${where}: analysis.window [${window}] is empty (first > last)`);
   const bootstrap = expectNumber(analysisObj.bootstrap ?? defaultAnalysisConfig.bootstrap, `${where}: analysis.bootstrap`, { integer: true, min: 10 });
@@ -88,11 +108,11 @@ export function validateExperimentConfig(raw: unknown, where: string): Experimen
   const alpha = openShare('alpha');
   const maxUndefinedShare = expectNumber(given('maxUndefinedShare'), `${where}: analysis.maxUndefinedShare`, { min: 0, max: 1 });
 
-  const train = validateTrainConfig({ ...defaultTrainConfig, ...expectObject(obj.train ?? {}, `${where}: train`) }, `${where}: train`);
-  if (train.base.kind === 'pretrain' && model.context < train.base.maxLength) {
+  const train = checkpoints ? undefined : validateTrainConfig({ ...defaultTrainConfig, ...expectObject(obj.train ?? {}, `${where}: train`) }, `${where}: train`);
+  if (model && train && train.base.kind === 'pretrain' && model.context < train.base.maxLength) {
     throw new ConfigError(`${where}: train.base.maxLength (${train.base.maxLength}) exceeds model.context (${model.context})`);
   }
-  if (model.context < train.maxLength) {
+  if (model && train && model.context < train.maxLength) {
     throw new ConfigError(`${where}: train.maxLength (${train.maxLength}) exceeds model.context (${model.context})`);
   }
   const evalRaw = expectObject(obj.eval ?? {}, `${where}: eval`);
@@ -100,19 +120,43 @@ export function validateExperimentConfig(raw: unknown, where: string): Experimen
     { ...defaultEvalConfig, ...evalRaw, generation: { ...defaultEvalConfig.generation, ...expectObject(evalRaw.generation ?? {}, `${where}: eval.generation`) } },
     `${where}: eval`,
   );
-  // The scoring window is the smaller of eval.maxLength and the model's context.
-  const scoringWindow = Math.min(evalConfig.maxLength, model.context);
+  // The scoring window is the smaller of eval.maxLength and the model's context (an imported
+  // series' context is known only when its checkpoints are read: evaluation checks it then).
+  const scoringWindow = Math.min(evalConfig.maxLength, model?.context ?? Infinity);
   if (evalConfig.stride !== 'disjoint' && evalConfig.stride > scoringWindow - 1) {
     throw new ConfigError(`${where}: eval.stride (${evalConfig.stride}) must be at most ${scoringWindow - 1}: the scoring window is ${scoringWindow} tokens (the smaller of eval.maxLength and model.context)`);
   }
   const judge = validateJudgeConfig(obj.judge ?? defaultJudgeConfig, `${where}: judge`);
   const data = validateDataConfig(obj.data, `${where}: data`);
-  if (data.builtin === 'wordnet' && train.base.kind === 'pretrain' && train.base.wordnetTexts > 0) {
+  if (data.builtin === 'wordnet' && train?.base.kind === 'pretrain' && train.base.wordnetTexts > 0) {
     // WordNet texts drawn afresh would describe the builtin sets' own word senses (their answers).
     throw new ConfigError(`${where}: train.base.wordnetTexts: the builtin WordNet dataset already gives pretraining text from senses its sets do not use (data.pretrainTexts); set wordnetTexts to 0`);
   }
 
-  return { name, description, seed, data, tokenizer: { vocabSize }, model, train, eval: evalConfig, judge, analysis: { window, bootstrap, confidence, alpha, maxUndefinedShare } };
+  return {
+    name,
+    description,
+    seed,
+    data,
+    tokenizer: { vocabSize },
+    ...(model ? { model } : {}),
+    ...(train ? { train } : {}),
+    ...(checkpoints ? { checkpoints } : {}),
+    eval: evalConfig,
+    judge,
+    analysis: { window, bootstrap, confidence, alpha, maxUndefinedShare },
+  };
+}
+
+/** `checkpoints`: { "dir": PATH } or { "glob": PATTERN }, and "format": "hf" | "native" | "auto" (default auto). */
+function validateCheckpointsSection(raw: unknown, where: string): SeriesSpec {
+  const obj = expectObject(raw, where, ['dir', 'glob', 'format']);
+  if ((obj.dir === undefined) === (obj.glob === undefined)) throw new ConfigError(`${where}: give exactly one of dir (the run directory) and glob (e.g. "runs/x/checkpoint-*")`);
+  const format = expectString(obj.format ?? 'auto', `${where}.format`, ['hf', 'native', 'auto']) as SeriesSpec['format'];
+  if (obj.dir !== undefined) return { dir: expectString(obj.dir, `${where}.dir`), format };
+  const glob = expectString(obj.glob, `${where}.glob`);
+  if (/[*?]/.test(glob.split(/[\\/]/).slice(0, -1).join('/'))) throw new ConfigError(`${where}.glob: wildcards (* ?) only in the last path component, got ${JSON.stringify(glob)}`);
+  return { glob, format };
 }
 
 export async function loadExperimentConfig(file: string): Promise<ExperimentConfig> {
@@ -133,6 +177,10 @@ export async function loadExperimentConfig(file: string): Promise<ExperimentConf
   // for `npm run experiment`), as on the command line.
   const resolve = (sources: DataConfig['train']) => sources.map((s) => ({ ...s, path: path.resolve(s.path) }));
   config.data = { ...config.data, train: resolve(config.data.train), heldout: resolve(config.data.heldout), dev: resolve(config.data.dev) };
+  if (config.checkpoints) {
+    const c = config.checkpoints;
+    config.checkpoints = c.dir !== undefined ? { ...c, dir: path.resolve(c.dir) } : { ...c, glob: path.resolve(c.glob!) };
+  }
   return config;
 }
 

@@ -14,8 +14,8 @@ import { encodeChat, trainingTexts } from '../data/chat-format.ts';
 import { runTraining, type TrainRunResult } from '../train/run.ts';
 import { pretrainBase, type PretrainedBase } from '../train/base.ts';
 import { collectPretrainText } from '../data/pretrain-cache.ts';
-import { listCheckpoints, loadCheckpoint } from '../checkpoint/index.ts';
-import { runEvaluation, type GenerationResult } from '../eval/index.ts';
+import { listCheckpoints, listSeries, loadCheckpoint } from '../checkpoint/index.ts';
+import { runEvaluation, type CheckpointEntry, type GenerationResult } from '../eval/index.ts';
 import { queueConnection } from '../eval/queue.ts';
 import { evaluateDuringTraining } from '../eval/during-training.ts';
 import { createJudge, judgeAll, judgeConcurrency, type JudgeInput, type Judgment } from '../judge/index.ts';
@@ -149,95 +149,119 @@ export async function runExperiment(options: ExperimentOptions): Promise<Experim
   const pretrainTexts = data.pretrain ? (await readJsonl<{ text: string }>(data.pretrain)).map((r) => r.text) : [];
   if (until < STAGES.indexOf('train')) return { runDir };
 
-  // 2. Tokenizer, base and training. A pretrained base brings its own tokenizer (trained on the
-  // pretraining text alone); otherwise the tokenizer is trained on this study's text.
-  const base = config.train.base;
-  let tokenizer: BpeTokenizer;
+  // 2-3. Either a checkpoint series trained elsewhere (config.checkpoints), or tokenizer, base and
+  // training here. Both end in the checkpoints to evaluate (position = what analysis calls the
+  // epoch), their train-loss rows and the backend description.
+  let checkpoints: CheckpointEntry[];
+  let epochRows: () => Promise<AnalysisInput['epochs']>;
+  let backend: Record<string, unknown>;
   let pretrained: PretrainedBase | undefined;
-  let baseContent: string | undefined;
-  if (base.kind === 'pretrain') {
-    log(quiet, 'stage 2/6 base: pretraining text, tokenizer and pretraining');
-    const text = await timed('data', () =>
-      collectPretrainText({
-        sources: base.sources,
-        wordnetTexts: base.wordnetTexts,
-        builtinTexts: pretrainTexts,
-        exclude: [...heldout, ...dev],
-        seed: config.seed,
-        cacheDir: path.join(runDir, 'data'),
-      }),
-    );
-    log(quiet, `pretraining text: ${text.documents.length} documents (${text.provenance.dropped} dropped as duplicates of held-out/dev questions)`);
-    pretrained = await timed('pretrain', () =>
-      pretrainBase({
-        basesDir: options.basesDir ?? path.join(path.dirname(runDir), 'bases'),
-        model: config.model,
-        vocabSize: config.tokenizer.vocabSize,
-        base,
-        train: config.train,
-        seed: config.seed,
-        documents: text.documents,
-        provenance: text.provenance,
-        quiet,
-      }),
-    );
-    tokenizer = pretrained.tokenizer;
-    baseContent = pretrained.hash;
-  } else if (base.kind === 'checkpoint') {
-    // A checkpoint base's embedding rows mean its own tokenizer's ids: fine-tune with that one.
-    log(quiet, `stage 2/6 tokenizer: the base checkpoint's (${base.path})`);
-    const loaded = await loadCheckpoint(path.resolve(base.path));
-    tokenizer = BpeTokenizer.fromJSON(loaded.tokenizer);
-    baseContent = stableHash({ weights: loaded.hash, tokenizer: loaded.tokenizerHash });
+  if (config.checkpoints) {
+    const spec = config.checkpoints;
+    log(quiet, `stage 2-3/6 checkpoints: ${spec.dir !== undefined ? `the folders in ${spec.dir}` : spec.glob} (format ${spec.format})`);
+    const series = await timed('checkpoints', () => listSeries(spec, 'checkpoints'));
+    const formats = [...new Set(series.map((c) => c.format))].sort();
+    log(quiet, `checkpoints: ${series.length} (${formats.join(', ')}) at positions ${series.map((c) => c.position).join(', ')}`);
+    if (until < STAGES.indexOf('eval')) return { runDir };
+    checkpoints = series.map((c) => ({ epoch: c.position, dir: c.dir, seedKey: c.seedKey }));
+    epochRows = async () => series.map((c) => ({ epoch: c.position, trainLoss: c.trainLoss, ...(c.trainer ? { trainer: c.trainer } : {}) }));
+    backend = { training: `imported checkpoint series (${formats.join(', ')})`, evaluation: 'onnxruntime-node (cpu)', evalWorkers: config.eval.workers };
   } else {
-    log(quiet, 'stage 2/6 tokenizer');
-    tokenizer = await timed('tokenizer', () => prepareTokenizer(runDir, data, trainRecords, pretrainTexts, config.tokenizer.vocabSize, quiet));
-  }
-  const model = { ...config.model, vocab: tokenizer.vocabSize };
-  const examples = trainRecords.map((r) => encodeChat(tokenizer, r.turns, config.train.maxLength));
-  const trimmed = examples.filter((e) => e.trimmed).length;
-  if (trimmed > 0) log(quiet, `train: ${trimmed} of ${examples.length} examples trimmed at ${config.train.maxLength} tokens`);
-  // The base (epoch 0): evaluated like every epoch, kept out of correlation and selection.
-  const baseCheckpoint = pretrained ? { epoch: 0, dir: pretrained.dir } : base.kind === 'checkpoint' ? { epoch: 0, dir: path.resolve(base.path) } : undefined;
-  // The fine-tune's checkpoints depend on the base's content, not only on the config naming it.
-  const trainHash = baseContent ? stableHash({ run: runIdentity(config), base: baseContent }) : stableHash(runIdentity(config));
-  log(quiet, `stage 3/6 train -> ${runDir}`);
-  // Evaluation during training only when there is training left to overlap with.
-  const trained = (await listCheckpoints(runDir)).filter((c) => c.epoch <= config.train.epochs);
-  const overlap = config.eval.overlapTraining && until >= STAGES.indexOf('eval') && !trained.some((c) => c.epoch === config.train.epochs);
-  const follower = overlap ? evaluateDuringTraining({ heldout, dev, outDir: path.join(runDir, 'eval'), config: config.eval, seed: config.seed }) : undefined;
-  if (follower) for (const c of baseCheckpoint ? [baseCheckpoint, ...trained] : trained) follower.add(c);
-  const training: TrainRunResult = await timed('train', () =>
-    runTraining({
-      model,
-      train: config.train,
-      seed: config.seed,
-      runDir,
-      examples: examples.map((e) => ({ ids: e.ids, lossMask: e.lossMask })),
-      trimmedCount: trimmed,
-      baseCheckpoint: pretrained?.dir,
-      tokenizerJson: tokenizer.toJSON(),
-      dataHash: data.hash,
-      configHash: trainHash,
-      resume: true,
-      quiet,
-      onCheckpoint: follower ? (c) => follower.add(c) : undefined,
-    }).catch(async (err: unknown) => {
-      await follower?.stop(); // its thread would otherwise keep the process alive
-      throw err;
-    }),
-  );
-  if (follower) {
-    // Training is done: the final pass below reuses what was finished, so do not wait for the rest.
-    const during = await timed('eval', () => follower.stop());
-    durations[EVAL_DURING_TRAINING] = (durations[EVAL_DURING_TRAINING] ?? 0) + during.seconds;
-    log(quiet, `evaluated ${during.checkpoints} checkpoint(s) while training (${during.seconds.toFixed(1)} s)${during.error ? `; evaluation during training stopped, the final pass redoes what is missing: ${during.error}` : ''}`);
-  }
-  if (until < STAGES.indexOf('eval')) return { runDir };
+    const trainConfig = config.train!;
+    const modelShape = config.model!;
+    // 2. Tokenizer, base and training. A pretrained base brings its own tokenizer (trained on the
+    // pretraining text alone); otherwise the tokenizer is trained on this study's text.
+    const base = trainConfig.base;
+    let tokenizer: BpeTokenizer;
+    let baseContent: string | undefined;
+    if (base.kind === 'pretrain') {
+      log(quiet, 'stage 2/6 base: pretraining text, tokenizer and pretraining');
+      const text = await timed('data', () =>
+        collectPretrainText({
+          sources: base.sources,
+          wordnetTexts: base.wordnetTexts,
+          builtinTexts: pretrainTexts,
+          exclude: [...heldout, ...dev],
+          seed: config.seed,
+          cacheDir: path.join(runDir, 'data'),
+        }),
+      );
+      log(quiet, `pretraining text: ${text.documents.length} documents (${text.provenance.dropped} dropped as duplicates of held-out/dev questions)`);
+      pretrained = await timed('pretrain', () =>
+        pretrainBase({
+          basesDir: options.basesDir ?? path.join(path.dirname(runDir), 'bases'),
+          model: modelShape,
+          vocabSize: config.tokenizer.vocabSize,
+          base,
+          train: trainConfig,
+          seed: config.seed,
+          documents: text.documents,
+          provenance: text.provenance,
+          quiet,
+        }),
+      );
+      tokenizer = pretrained.tokenizer;
+      baseContent = pretrained.hash;
+    } else if (base.kind === 'checkpoint') {
+      // A checkpoint base's embedding rows mean its own tokenizer's ids: fine-tune with that one.
+      log(quiet, `stage 2/6 tokenizer: the base checkpoint's (${base.path})`);
+      const loaded = await loadCheckpoint(path.resolve(base.path));
+      tokenizer = BpeTokenizer.fromJSON(loaded.tokenizer);
+      baseContent = stableHash({ weights: loaded.hash, tokenizer: loaded.tokenizerHash });
+    } else {
+      log(quiet, 'stage 2/6 tokenizer');
+      tokenizer = await timed('tokenizer', () => prepareTokenizer(runDir, data, trainRecords, pretrainTexts, config.tokenizer.vocabSize, quiet));
+    }
+    const model = { ...modelShape, vocab: tokenizer.vocabSize };
+    const examples = trainRecords.map((r) => encodeChat(tokenizer, r.turns, trainConfig.maxLength));
+    const trimmed = examples.filter((e) => e.trimmed).length;
+    if (trimmed > 0) log(quiet, `train: ${trimmed} of ${examples.length} examples trimmed at ${trainConfig.maxLength} tokens`);
+    // The base (epoch 0): evaluated like every epoch, kept out of correlation and selection.
+    const baseCheckpoint = pretrained ? { epoch: 0, dir: pretrained.dir } : base.kind === 'checkpoint' ? { epoch: 0, dir: path.resolve(base.path) } : undefined;
+    // The fine-tune's checkpoints depend on the base's content, not only on the config naming it.
+    const trainHash = baseContent ? stableHash({ run: runIdentity(config), base: baseContent }) : stableHash(runIdentity(config));
+    log(quiet, `stage 3/6 train -> ${runDir}`);
+    // Evaluation during training only when there is training left to overlap with.
+    const trained = (await listCheckpoints(runDir)).filter((c) => c.epoch <= trainConfig.epochs);
+    const overlap = config.eval.overlapTraining && until >= STAGES.indexOf('eval') && !trained.some((c) => c.epoch === trainConfig.epochs);
+    const follower = overlap ? evaluateDuringTraining({ heldout, dev, outDir: path.join(runDir, 'eval'), config: config.eval, seed: config.seed }) : undefined;
+    if (follower) for (const c of baseCheckpoint ? [baseCheckpoint, ...trained] : trained) follower.add(c);
+    const training: TrainRunResult = await timed('train', () =>
+      runTraining({
+        model,
+        train: trainConfig,
+        seed: config.seed,
+        runDir,
+        examples: examples.map((e) => ({ ids: e.ids, lossMask: e.lossMask })),
+        trimmedCount: trimmed,
+        baseCheckpoint: pretrained?.dir,
+        tokenizerJson: tokenizer.toJSON(),
+        dataHash: data.hash,
+        configHash: trainHash,
+        resume: true,
+        quiet,
+        onCheckpoint: follower ? (c) => follower.add(c) : undefined,
+      }).catch(async (err: unknown) => {
+        await follower?.stop(); // its thread would otherwise keep the process alive
+        throw err;
+      }),
+    );
+    if (follower) {
+      // Training is done: the final pass below reuses what was finished, so do not wait for the rest.
+      const during = await timed('eval', () => follower.stop());
+      durations[EVAL_DURING_TRAINING] = (durations[EVAL_DURING_TRAINING] ?? 0) + during.seconds;
+      log(quiet, `evaluated ${during.checkpoints} checkpoint(s) while training (${during.seconds.toFixed(1)} s)${during.error ? `; evaluation during training stopped, the final pass redoes what is missing: ${during.error}` : ''}`);
+    }
+    if (until < STAGES.indexOf('eval')) return { runDir };
 
-  // 3. Pooled evaluation of every epoch checkpoint (and of the base as epoch 0).
-  const trainedCheckpoints = (await listCheckpoints(runDir)).filter((c) => c.epoch >= 1 && c.epoch <= config.train.epochs);
-  const checkpoints = baseCheckpoint ? [baseCheckpoint, ...trainedCheckpoints] : trainedCheckpoints;
+    const trainedCheckpoints = (await listCheckpoints(runDir)).filter((c) => c.epoch >= 1 && c.epoch <= trainConfig.epochs);
+    checkpoints = baseCheckpoint ? [baseCheckpoint, ...trainedCheckpoints] : trainedCheckpoints;
+    // The base's own loss is on general text, not on responses: its row has no train loss.
+    epochRows = () => Promise.all(checkpoints.map(async (c) => ({ epoch: c.epoch, trainLoss: c.epoch === 0 ? null : (await loadCheckpoint(c.dir)).manifest.trainLoss })));
+    backend = { training: training.backend, trainTokensPerSec: round(training.tokensPerSec), evaluation: 'onnxruntime-node (cpu)', evalWorkers: config.eval.workers };
+  }
+
+  // 3. Pooled evaluation of every checkpoint (and of the base as epoch 0).
   // The queue only changes where tasks run, never a result: it is in no identity or report.
   const queue = config.eval.queue ? { url: config.eval.queue, name: options.queueName, tasksPerJob: config.eval.queueTasksPerJob } : undefined;
   log(quiet, `stage 4/6 evaluate ${checkpoints.length} checkpoints: perplexity on ${heldout.length} held-out, generations on ${dev.length} dev examples${queue ? ` on the queue at ${queueConnection(queue.url).display}` : ''}`);
@@ -273,12 +297,8 @@ export async function runExperiment(options: ExperimentOptions): Promise<Experim
 
   // 5. Analysis and report.
   log(quiet, `stage 6/6 analysis and report -> ${reportDir}`);
-  // The base's own loss is on general text, not on responses: its row has no train loss.
-  const trainLosses = await Promise.all(
-    checkpoints.map(async (c) => ({ epoch: c.epoch, trainLoss: c.epoch === 0 ? null : (await loadCheckpoint(c.dir)).manifest.trainLoss })),
-  );
   const input: AnalysisInput = {
-    epochs: trainLosses,
+    epochs: await epochRows(),
     perplexity: evaluation.perplexity.map((p) => ({ epoch: p.epoch, exampleId: p.exampleId, nll: p.nll, tokens: p.tokens, bytes: p.bytes })),
     quality: qualityRows(evaluation.generations, judgments), // judgeInputs (and so judgments) follow generations' order
     window: config.analysis.window,
@@ -291,7 +311,7 @@ export async function runExperiment(options: ExperimentOptions): Promise<Experim
     data: { train: data.counts.train, heldout: data.counts.heldout, dev: data.counts.dev, sources: describeSources(config) },
     heldoutCoverage: evaluation.heldoutCoverage,
     ...(pretrained ? { pretraining: pretrainingFigures(pretrained) } : {}),
-    backend: { training: training.backend, trainTokensPerSec: round(training.tokensPerSec), evaluation: 'onnxruntime-node (cpu)', evalWorkers: config.eval.workers },
+    backend,
     durationsSeconds: Object.fromEntries(Object.entries(durations).map(([k, v]) => [k, round(v)])),
   };
   const metrics = await timed('analysis', async () => analyze(input));

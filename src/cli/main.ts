@@ -10,6 +10,7 @@ import { regressCommand } from './regress-command.ts';
 import { workerCommand } from './worker-command.ts';
 import { exportCommand, ExportUsageError } from './export-command.ts';
 import { perplexityCommand, PerplexityUsageError } from './perplexity-command.ts';
+import { generateCommand, GenerateUsageError } from './generate-command.ts';
 import { validateQueueUrl } from '../eval/config.ts';
 
 const USAGE = `lima-harness: which epoch checkpoint should I ship, and does held-out perplexity tell me?
@@ -29,6 +30,8 @@ Commands:
                              a checkpoint as a Hugging Face GPT-2 folder
   perplexity --model PATH --text FILE
                              perplexity of a text file (our checkpoint or an HF GPT-2 folder)
+  generate --model PATH --prompt TEXT
+                             a prompt's continuation (greedy, or sampled with --temperature)
 
 Run 'lima-harness <command> --help' for a command's options.`;
 
@@ -120,6 +123,8 @@ export async function main(argv: string[]): Promise<number> {
         return await exportCommand(rest);
       case 'perplexity':
         return await perplexityCommand(rest);
+      case 'generate':
+        return await generateCommand(rest);
       case undefined:
       case '-h':
       case '--help':
@@ -134,6 +139,6 @@ export async function main(argv: string[]): Promise<number> {
     if (process.env.LIMA_DEBUG === '1') console.error(err);
     const message = err instanceof Error ? err.message : String(err);
     console.error(`lima-harness ${command}: error: ${message}`);
-    return err instanceof UsageError || err instanceof ExportUsageError || err instanceof PerplexityUsageError || (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS') ? 2 : 1;
+    return err instanceof UsageError || err instanceof ExportUsageError || err instanceof PerplexityUsageError || err instanceof GenerateUsageError || (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS') ? 2 : 1;
   }
 }

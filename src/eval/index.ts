@@ -9,7 +9,7 @@ import { Piscina } from 'piscina';
 import type { ChatRecord, Turn } from '../data/types.ts';
 import { BpeTokenizer } from '../data/tokenizer.ts';
 import { encodePrompt } from '../data/chat-format.ts';
-import { loadCheckpoint } from '../checkpoint/index.ts';
+import { loadAnyCheckpoint } from '../checkpoint/index.ts';
 import { exportOnnx, ONNX_EXPORTER_VERSION } from '../model/onnx-export.ts';
 import type { ModelConfig } from '../model/config.ts';
 import { stableHash } from '../util/hash.ts';
@@ -76,8 +76,21 @@ export interface CheckpointPerplexity {
   tokens: number;
 }
 
+/**
+ * One checkpoint to evaluate: its folder (any format loadAnyCheckpoint reads: ours or an HF
+ * GPT-2 folder), its position (what analysis calls the epoch; fractional for an HF checkpoint
+ * saved by steps) and, optionally, the number its generation seeds derive from. Our own runs
+ * leave seedKey out and seed by epoch (as always); imported series seed by the trainer's step,
+ * so every checkpoint keeps its seeds when more checkpoints are added.
+ */
+export interface CheckpointEntry {
+  epoch: number;
+  dir: string;
+  seedKey?: number;
+}
+
 export interface EvaluationOptions {
-  checkpoints: Array<{ epoch: number; dir: string }>;
+  checkpoints: CheckpointEntry[];
   heldout: ChatRecord[];
   dev: ChatRecord[];
   outDir: string;
@@ -120,6 +133,8 @@ export function resolveWorkers(workers: number | 'auto'): { workers: number; thr
 
 interface PreparedCheckpoint {
   epoch: number;
+  /** The label generation seeds derive from (entry.seedKey, else the epoch). */
+  seedKey: number;
   hash: string;
   model: ModelConfig;
   onnxPath: string;
@@ -129,9 +144,13 @@ interface PreparedCheckpoint {
   onnxSha256: string;
 }
 
-/** Exports outDir/onnx/<epoch>.onnx unless one made from the same checkpoint by this exporter exists. */
-async function prepareCheckpoint(entry: { epoch: number; dir: string }, onnxDir: string): Promise<PreparedCheckpoint> {
-  const ck = await loadCheckpoint(entry.dir);
+/**
+ * Exports outDir/onnx/<epoch>.onnx unless one made from the same checkpoint (same weights
+ * content hash) by this exporter exists. The checkpoint is read in whatever format it is in
+ * (loadAnyCheckpoint); the hash is the same for the same weights in either format.
+ */
+async function prepareCheckpoint(entry: CheckpointEntry, onnxDir: string): Promise<PreparedCheckpoint> {
+  const ck = await loadAnyCheckpoint(entry.dir);
   const onnxPath = path.join(onnxDir, `${entry.epoch}.onnx`);
   const metaPath = path.join(onnxDir, `${entry.epoch}.json`);
   const meta = { checkpointHash: ck.hash, exporterVersion: ONNX_EXPORTER_VERSION, checkpointDir: entry.dir };
@@ -151,9 +170,13 @@ async function prepareCheckpoint(entry: { epoch: number; dir: string }, onnxDir:
   try {
     tokenizer = BpeTokenizer.fromJSON(ck.tokenizer, path.join(entry.dir, 'tokenizer.json'));
   } catch (err) {
-    throw new Error(`checkpoint ${entry.dir}: tokenizer.json: ${(err as Error).message}`);
+    // Only our own byte-level BPE (what `export` writes) is read for now; a foreign tokenizer
+    // (GPT-2's, SentencePiece, ...) needs @huggingface/tokenizers in evaluation, not built yet.
+    throw new Error(
+      `checkpoint ${entry.dir}: tokenizer.json is not a lima-harness tokenizer (only tokenizers written by lima-harness, e.g. by \`export --format hf\`, are supported for now; other tokenizers are not yet): ${(err as Error).message}`,
+    );
   }
-  return { epoch: entry.epoch, hash: ck.hash, model: ck.model, onnxPath, tokenizer, tokenizerKey: ck.tokenizerHash, onnxSha256: '' };
+  return { epoch: entry.epoch, seedKey: entry.seedKey ?? entry.epoch, hash: ck.hash, model: ck.model, onnxPath, tokenizer, tokenizerKey: ck.tokenizerHash, onnxSha256: '' };
 }
 
 function checkUniqueIds(records: ChatRecord[], what: string): void {
@@ -322,9 +345,10 @@ export async function runEvaluation(opts: EvaluationOptions): Promise<Evaluation
           threads,
           promptIds,
           eot: ck.tokenizer.special.eot,
-          // Seeded by epoch (hence the epoch in generationKey), so a rerun from scratch with the
-          // same config draws the same samples as before checkpoints had a content hash.
-          seed: deriveSeed(opts.seed, ck.epoch, record.id, sample),
+          // Seeded by epoch for our own runs (hence the epoch in generationKey), so a rerun from
+          // scratch with the same config draws the same samples as before checkpoints had a
+          // content hash; by the trainer's step for an imported series (CheckpointEntry.seedKey).
+          seed: deriveSeed(opts.seed, ck.seedKey, record.id, sample),
           generation: gen,
         };
         pending.push({

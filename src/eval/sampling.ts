@@ -90,9 +90,18 @@ export function drawFrom(c: Candidates, u: number): number {
   return c.ids[c.ids.length - 1]!;
 }
 
-/** The next token: penalty on `generated`, temperature, top-p, one draw from `rng`. Copies the row. */
+/**
+ * The next token: penalty on `generated`, temperature, top-p, one draw from `rng`. Copies the row.
+ * Temperature 0 is greedy decoding: the most likely token after the penalty (lowest id on ties),
+ * top-p ignored and no draw from `rng` (the `generate` command; studies always sample).
+ */
 export function sampleNext(logitsRow: Float32Array, generated: readonly number[], cfg: GenerationConfig, rng: Rng): number {
   const logits = Float32Array.from(logitsRow);
   applyRepetitionPenalty(logits, generated, cfg.repetitionPenalty);
+  if (cfg.temperature === 0) {
+    let best = 0;
+    for (let i = 1; i < logits.length; i++) if (logits[i]! > logits[best]!) best = i;
+    return best;
+  }
   return drawFrom(nucleus(logits, cfg.temperature, cfg.topP), rng());
 }

@@ -20,7 +20,8 @@ const QUALITY_COLOR = '#2166ac';
 const SCHEMA = 'https://vega.github.io/schema/vega-lite/v5.json';
 
 export function buildCharts(metrics: Metrics, drilldown: DrilldownExample[]): Chart[] {
-  return [epochChart(metrics), scatterChart(metrics), distributionChart(metrics, drilldown), trainLossChart(metrics), stabilityChart(metrics)];
+  const trainer = metrics.epochs.some((e) => e.trainer) ? [trainerChart(metrics)] : [];
+  return [epochChart(metrics), scatterChart(metrics), distributionChart(metrics, drilldown), trainLossChart(metrics), ...trainer, stabilityChart(metrics)];
 }
 
 /** Compile with vega-lite (throws on an invalid spec) and return the Vega spec. */
@@ -74,6 +75,14 @@ function level(metrics: Metrics): string {
   return `${Number((metrics.analysis.confidence * 100).toPrecision(6))}%`;
 }
 
+/**
+ * The epoch axis: whole-epoch ticks for our own runs; an imported series' positions may be
+ * fractional (checkpoints saved by steps), and then the ticks are not forced to integers.
+ */
+function epochAxis(metrics: Metrics): { tickMinStep?: number; format?: string } {
+  return metrics.epochs.every((e) => Number.isInteger(e.epoch)) ? { tickMinStep: 1, format: 'd' } : {};
+}
+
 function epochDomain(metrics: Metrics): [number, number] {
   const epochs = metrics.epochs.map((e) => e.epoch);
   const lo = Math.min(...epochs, metrics.selection.window[0]);
@@ -85,7 +94,7 @@ function epochDomain(metrics: Metrics): [number, number] {
 function epochChart(metrics: Metrics): Chart {
   const rows = epochRows(metrics);
   const domain = epochDomain(metrics);
-  const x = { field: 'epoch', type: 'quantitative' as const, title: 'epoch', scale: { domain, nice: false }, axis: { tickMinStep: 1, format: 'd' } };
+  const x = { field: 'epoch', type: 'quantitative' as const, title: 'epoch', scale: { domain, nice: false }, axis: epochAxis(metrics) };
   const [wlo, whi] = metrics.selection.window;
   const selected = metrics.selection.epoch;
   return {
@@ -262,9 +271,45 @@ function trainLossChart(metrics: Metrics): Chart {
       data: { values: epochRows(metrics) },
       mark: { type: 'line', point: true, color: '#4d4d4d' },
       encoding: {
-        x: { field: 'epoch', type: 'quantitative', title: 'epoch', scale: { domain: epochDomain(metrics), nice: false }, axis: { tickMinStep: 1, format: 'd' } },
+        x: { field: 'epoch', type: 'quantitative', title: 'epoch', scale: { domain: epochDomain(metrics), nice: false }, axis: epochAxis(metrics) },
         y: { field: 'trainLoss', type: 'quantitative', title: 'mean train loss', scale: { zero: false } },
         tooltip: [{ field: 'epoch' }, { field: 'trainLoss', format: '.4f' }],
+      },
+    } as TopLevelSpec,
+  };
+}
+
+/**
+ * (4b, imported checkpoint series only) What the series' own trainer logged, its loss and
+ * eval_loss at each checkpoint (trainer_state.json), beside our held-out ln(perplexity): all
+ * nats per token, though over different text and tokens (the trainer's own eval set and masking).
+ */
+function trainerChart(metrics: Metrics): Chart {
+  const rows: Array<{ epoch: number; series: string; value: number; step: number | null }> = [];
+  for (const e of metrics.epochs) {
+    const step = e.trainer?.step ?? null;
+    if (e.trainer?.loss != null) rows.push({ epoch: e.epoch, series: 'trainer loss', value: e.trainer.loss, step });
+    if (e.trainer?.evalLoss != null) rows.push({ epoch: e.epoch, series: 'trainer eval_loss', value: e.trainer.evalLoss, step });
+    if (e.perplexity !== null && e.perplexity > 0) rows.push({ epoch: e.epoch, series: 'held-out ln(perplexity) (ours)', value: Math.log(e.perplexity), step });
+  }
+  const series = ['trainer loss', 'trainer eval_loss', 'held-out ln(perplexity) (ours)'];
+  return {
+    id: 'trainer',
+    title: "The trainer's logged losses beside our held-out perplexity",
+    caption:
+      "From each checkpoint's trainer_state.json: the last training loss and eval_loss logged at or before its step (eval_loss is what load_best_model_at_end would have used), " +
+      'and our held-out ln(perplexity) on the same scale (nats per token; the trainer measured on its own data and tokens).',
+    spec: {
+      $schema: SCHEMA,
+      width: WIDTH,
+      height: 220,
+      data: { values: rows },
+      mark: { type: 'line', point: true },
+      encoding: {
+        x: { field: 'epoch', type: 'quantitative', title: 'epoch', scale: { domain: epochDomain(metrics), nice: false }, axis: epochAxis(metrics) },
+        y: { field: 'value', type: 'quantitative', title: 'nats per token', scale: { zero: false } },
+        color: { field: 'series', type: 'nominal', title: null, scale: { domain: series, range: ['#4d4d4d', '#999999', PPL_COLOR] } },
+        tooltip: [{ field: 'epoch' }, { field: 'step' }, { field: 'series' }, { field: 'value', format: '.4f' }],
       },
     } as TopLevelSpec,
   };

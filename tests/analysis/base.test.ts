@@ -124,10 +124,13 @@ test('no selected epoch: the base row without a change; a base with no valid jud
   assert.match(m.base!.summary, /mean dev quality n\/a.*No fine-tuning epoch was selected, so there is no change to report\./);
 });
 
-test('trainLoss may be null for epoch 0 only', () => {
+test('trainLoss may be null at any epoch (not logged), never NaN', () => {
+  const unlogged = study();
+  (unlogged.epochs[2] as { trainLoss: number | null }).trainLoss = null;
+  assert.equal(analyze(unlogged).epochs[2]!.trainLoss, null);
   const bad = study();
-  (bad.epochs[2] as { trainLoss: number | null }).trainLoss = null;
-  assert.throws(() => analyze(bad), /epochs\[2\] \(epoch 3\)\.trainLoss: expected a finite number \(null only for epoch 0, the base model\), got null/);
+  (bad.epochs[2] as { trainLoss: number | null }).trainLoss = NaN;
+  assert.throws(() => analyze(bad), /epochs\[2\] \(epoch 3\)\.trainLoss: expected a finite number or null \(not logged\), got NaN/);
   // Only a train-loss row for the base: a base row with no figures, still out of every rule.
   const onlyLoss = study();
   onlyLoss.epochs.push({ epoch: 0, trainLoss: 5 });

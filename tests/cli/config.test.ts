@@ -16,8 +16,8 @@ test('every config in experiments/ validates and takes LIMA defaults where it is
   for (const name of ['default', 'ci', 'lima-se']) {
     const config = await loadExperimentConfig(path.join(root, 'experiments', `${name}.json`));
     assert.equal(config.name, name);
-    assert.equal(config.train.epochs, 15);
-    assert.equal(config.train.weightDecay, 0.1);
+    assert.equal(config.train!.epochs, 15);
+    assert.equal(config.train!.weightDecay, 0.1);
     assert.deepEqual(config.analysis.window, [5, 10]);
     assert.deepEqual([config.analysis.confidence, config.analysis.alpha, config.analysis.maxUndefinedShare], [0.95, 0.05, 0.05]);
     assert.equal(config.data.counts.heldout > 0, true);
@@ -149,4 +149,40 @@ test('--heldout FILE alone replaces the builtin held-out set; "--heldout a b" sa
   assert.equal(r.status, 2);
   assert.match(r.stderr, /unexpected argument "stray"/);
   await fs.rm(dir, { recursive: true, force: true });
+});
+
+test('checkpoints: takes the place of model and train; errors name the key; paths resolve', async () => {
+  const series = (): Record<string, unknown> => {
+    const c = base();
+    delete c.model;
+    delete c.train;
+    return { ...c, checkpoints: { glob: 'runs/x/checkpoint-*', format: 'hf' }, analysis: { window: [0.5, 2.5], bootstrap: 20 } };
+  };
+  const ok = validateExperimentConfig(series(), 'cfg.json');
+  assert.deepEqual(ok.checkpoints, { glob: 'runs/x/checkpoint-*', format: 'hf' });
+  assert.equal(ok.model, undefined);
+  assert.equal(ok.train, undefined);
+  assert.deepEqual(ok.analysis.window, [0.5, 2.5], 'fractional window with a series');
+  assert.equal(validateExperimentConfig({ ...series(), checkpoints: { dir: 'runs/x' } }, 'cfg.json').checkpoints!.format, 'auto');
+  const cases: Array<[Record<string, unknown>, RegExp]> = [
+    [{ ...series(), model: base().model }, /cfg\.json: model: not allowed with checkpoints/],
+    [{ ...series(), train: {} }, /cfg\.json: train: not allowed with checkpoints/],
+    [{ ...series(), tokenizer: { vocabSize: 512 } }, /cfg\.json: tokenizer: not allowed with checkpoints/],
+    [{ ...series(), checkpoints: { dir: 'a', glob: 'b/*' } }, /cfg\.json: checkpoints: give exactly one of dir .* and glob/],
+    [{ ...series(), checkpoints: {} }, /cfg\.json: checkpoints: give exactly one of dir/],
+    [{ ...series(), checkpoints: { dir: 'a', format: 'gguf' } }, /cfg\.json: checkpoints\.format: expected one of hf, native, auto, got "gguf"/],
+    [{ ...series(), checkpoints: { dir: 'a', kind: 'hf' } }, /cfg\.json: checkpoints\.kind: unknown key/],
+    [{ ...series(), checkpoints: { glob: 'runs/*/checkpoint-*' } }, /cfg\.json: checkpoints\.glob: wildcards \(\* \?\) only in the last path component/],
+    [{ ...base(), analysis: { window: [0.5, 2] } }, /cfg\.json: analysis\.window\[0\]: expected an integer/],
+  ];
+  for (const [raw, pattern] of cases) assert.throws(() => validateExperimentConfig(raw, 'cfg.json'), pattern);
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'lima-ckcfg-'));
+  try {
+    const file = path.join(dir, 'c.json');
+    await fs.writeFile(file, JSON.stringify(series()));
+    const loaded = await loadExperimentConfig(file);
+    assert.equal(loaded.checkpoints!.glob, path.resolve('runs/x/checkpoint-*'));
+  } finally {
+    await fs.rm(dir, { recursive: true, force: true });
+  }
 });

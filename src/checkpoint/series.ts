@@ -1,0 +1,174 @@
+// A checkpoint series someone else's trainer wrote (issue 13): the folders of one run, each a
+// checkpoint in Hugging Face layout (checkpoint-<step>/ with config.json, model.safetensors,
+// tokenizer.json, trainer_state.json) or in ours (epoch-NN/ with manifest.json), placed on the
+// axis the analysis calls the epoch.
+//
+// A folder's position is trainer_state.json's `epoch` (fractional when the trainer saved by
+// steps), else its step (`global_step`, else the number in `checkpoint-<step>`). Its generation
+// seeds derive from its step, so they stay when checkpoints are added. Our own folders keep
+// our runs' convention: position and seed key are the manifest's epoch.
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+
+export type SeriesFormat = 'hf' | 'native' | 'auto';
+
+/** Where the series is: exactly one of dir (its checkpoint subfolders) or glob (wildcards in the last path component only). */
+export interface SeriesSpec {
+  dir?: string;
+  glob?: string;
+  format: SeriesFormat;
+}
+
+/** What the trainer logged up to a checkpoint (the analysis stage's TrainerLog shape). */
+export interface TrainerLogged {
+  /** The last training `loss` logged at or before the checkpoint's step; null if none. */
+  loss: number | null;
+  /** The last `eval_loss` logged at or before the checkpoint's step; null if none. */
+  evalLoss: number | null;
+  step: number;
+}
+
+export interface SeriesCheckpoint {
+  dir: string;
+  format: 'hf' | 'native';
+  /** What analysis calls the epoch: trainer_state.json's epoch, else the step. */
+  position: number;
+  /** The trainer's step (our manifest's step for native folders). */
+  step: number;
+  /** The label generation seeds derive from: the step (HF), the epoch (ours, as in our own runs). */
+  seedKey: number;
+  /** Training loss for the analysis' trainLoss column: the trainer's last logged loss (HF), the manifest's (ours); null when none was logged. */
+  trainLoss: number | null;
+  /** HF folders with a trainer_state.json only. */
+  trainer?: TrainerLogged;
+}
+
+const exists = (file: string) => fs.access(file).then(() => true, () => false);
+
+async function readJson(file: string): Promise<unknown> {
+  const text = await fs.readFile(file, 'utf8');
+  try {
+    return JSON.parse(text.replace(/^\uFEFF/, ''));
+  } catch (err) {
+    throw new Error(`${file}: not JSON (${(err as Error).message})`);
+  }
+}
+
+/** Which format a folder is in, or undefined when it is no checkpoint at all. */
+async function folderFormat(dir: string): Promise<'hf' | 'native' | undefined> {
+  if (await exists(path.join(dir, 'manifest.json'))) return 'native';
+  if (await exists(path.join(dir, 'config.json'))) return 'hf';
+  return undefined;
+}
+
+function globToRegExp(pattern: string): RegExp {
+  const escaped = pattern.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '[^/]*').replace(/\?/g, '[^/]');
+  return new RegExp(`^${escaped}$`);
+}
+
+/** The folders a spec names, sorted by name; `where` names the config key in errors. */
+async function seriesFolders(spec: SeriesSpec, where: string): Promise<Array<{ dir: string; explicit: boolean }>> {
+  if (spec.glob !== undefined) {
+    const parent = path.dirname(spec.glob);
+    const last = path.basename(spec.glob);
+    if (/[*?]/.test(parent)) throw new Error(`${where}.glob: wildcards only in the last path component, got ${JSON.stringify(spec.glob)}`);
+    let names: string[];
+    try {
+      names = await fs.readdir(parent);
+    } catch (err) {
+      throw new Error(`${where}.glob: cannot list ${parent} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+    }
+    const re = globToRegExp(last);
+    const dirs: Array<{ dir: string; explicit: boolean }> = [];
+    for (const name of names.filter((n) => re.test(n)).sort()) {
+      const dir = path.join(parent, name);
+      if ((await fs.stat(dir)).isDirectory()) dirs.push({ dir, explicit: true });
+    }
+    return dirs;
+  }
+  const root = spec.dir!;
+  let entries;
+  try {
+    entries = await fs.readdir(root, { withFileTypes: true });
+  } catch (err) {
+    throw new Error(`${where}.dir: cannot list ${root} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+  }
+  return entries.filter((e) => e.isDirectory()).map((e) => e.name).sort().map((name) => ({ dir: path.join(root, name), explicit: false }));
+}
+
+const num = (v: unknown): number | undefined => (typeof v === 'number' && Number.isFinite(v) ? v : undefined);
+
+/** Position, step and logged losses of an HF folder (trainer_state.json when present). */
+async function placeHf(dir: string): Promise<Omit<SeriesCheckpoint, 'dir' | 'format'>> {
+  const stateFile = path.join(dir, 'trainer_state.json');
+  const fromName = /^checkpoint-(\d+)$/.exec(path.basename(dir));
+  const nameStep = fromName ? Number(fromName[1]) : undefined;
+  if (!(await exists(stateFile))) {
+    if (nameStep === undefined) {
+      throw new Error(`${dir}: no trainer_state.json and the folder is not named checkpoint-<step>: cannot place it in the series`);
+    }
+    return { position: nameStep, step: nameStep, seedKey: nameStep, trainLoss: null };
+  }
+  const state = (await readJson(stateFile)) as Record<string, unknown> | null;
+  if (state === null || typeof state !== 'object' || Array.isArray(state)) throw new Error(`${stateFile}: expected a JSON object`);
+  if (state.epoch !== undefined && state.epoch !== null && num(state.epoch) === undefined) throw new Error(`${stateFile}: epoch: expected a number, got ${JSON.stringify(state.epoch)}`);
+  if (state.global_step !== undefined && (num(state.global_step) === undefined || !Number.isInteger(state.global_step) || (state.global_step as number) < 0)) {
+    throw new Error(`${stateFile}: global_step: expected a non-negative integer, got ${JSON.stringify(state.global_step)}`);
+  }
+  const step = num(state.global_step) ?? nameStep;
+  if (step === undefined) throw new Error(`${stateFile}: no global_step, and the folder is not named checkpoint-<step>: cannot place it in the series`);
+  const epoch = num(state.epoch);
+  if (epoch !== undefined && epoch < 0) throw new Error(`${stateFile}: epoch: expected a non-negative number, got ${epoch}`);
+  let loss: number | null = null;
+  let evalLoss: number | null = null;
+  if (state.log_history !== undefined) {
+    if (!Array.isArray(state.log_history)) throw new Error(`${stateFile}: log_history: expected an array`);
+    // Entries in logged order; the last at or before this checkpoint's step wins.
+    for (const entry of state.log_history as unknown[]) {
+      const e = entry as Record<string, unknown> | null;
+      const at = num(e?.step);
+      if (at === undefined || at > step) continue;
+      if (num(e!.loss) !== undefined) loss = e!.loss as number;
+      if (num(e!.eval_loss) !== undefined) evalLoss = e!.eval_loss as number;
+    }
+  }
+  return { position: epoch ?? step, step, seedKey: step, trainLoss: loss, trainer: { loss, evalLoss, step } };
+}
+
+async function placeNative(dir: string): Promise<Omit<SeriesCheckpoint, 'dir' | 'format'>> {
+  const file = path.join(dir, 'manifest.json');
+  const m = (await readJson(file)) as { epoch?: unknown; step?: unknown; trainLoss?: unknown };
+  const epoch = num(m?.epoch);
+  if (epoch === undefined || epoch < 0) throw new Error(`${file}: epoch: expected a non-negative number, got ${JSON.stringify(m?.epoch)}`);
+  return { position: epoch, step: num(m.step) ?? epoch, seedKey: epoch, trainLoss: num(m.trainLoss) ?? null };
+}
+
+/**
+ * The checkpoints of a series, ascending by position. With `dir`, its subfolders that are
+ * checkpoints (config.json or manifest.json) are taken and others skipped; with `glob`, every
+ * matching folder must be one. A folder in another format than `format` (unless auto), two
+ * folders at one position, or an empty series is an error naming the folder or key (`where`,
+ * e.g. "experiments/x.json: checkpoints").
+ */
+export async function listSeries(spec: SeriesSpec, where: string): Promise<SeriesCheckpoint[]> {
+  const out: SeriesCheckpoint[] = [];
+  for (const { dir, explicit } of await seriesFolders(spec, where)) {
+    const format = await folderFormat(dir);
+    if (format === undefined) {
+      if (explicit) throw new Error(`${dir}: neither a Hugging Face checkpoint (config.json) nor a lima-harness one (manifest.json) (matched by ${where}.glob)`);
+      continue;
+    }
+    if (spec.format !== 'auto' && format !== spec.format) {
+      throw new Error(`${dir}: a ${format === 'hf' ? 'Hugging Face' : 'lima-harness (native)'} checkpoint, but ${where}.format is ${JSON.stringify(spec.format)}`);
+    }
+    out.push({ dir, format, ...(format === 'hf' ? await placeHf(dir) : await placeNative(dir)) });
+  }
+  if (out.length === 0) throw new Error(`${where}: no checkpoint folders found in ${spec.glob !== undefined ? `glob ${spec.glob}` : `dir ${spec.dir}`}`);
+  out.sort((a, b) => a.position - b.position || a.step - b.step);
+  for (let i = 1; i < out.length; i++) {
+    if (out[i]!.position === out[i - 1]!.position) {
+      throw new Error(`${out[i - 1]!.dir} and ${out[i]!.dir}: both at position ${out[i]!.position} (epoch from trainer_state.json, else step): a series needs one checkpoint per position`);
+    }
+  }
+  return out;
+}

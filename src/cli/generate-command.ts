@@ -1,0 +1,104 @@
+// `lima-harness generate --model PATH --prompt TEXT`: the continuation of a prompt under any
+// checkpoint this harness reads (ours or an HF GPT-2 folder with our tokenizer), decoded with the
+// evaluation's own code (src/eval/generate.ts: KV cache, repetition penalty, temperature, top-p,
+// one seeded draw per token; temperature 0 = greedy).
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { loadAnyCheckpoint } from '../checkpoint/index.ts';
+import { BpeTokenizer } from '../data/tokenizer.ts';
+import { encodePrompt } from '../data/chat-format.ts';
+import { exportOnnxBytes } from '../model/onnx-export.ts';
+import { DecoderSession } from '../eval/session.ts';
+import { generateIds } from '../eval/generate.ts';
+import type { GenerationConfig } from '../eval/config.ts';
+
+const USAGE = `Usage: lima-harness generate --model PATH --prompt TEXT [options]
+
+Prints the continuation of TEXT under the model at PATH: a checkpoint of this harness
+(checkpoints/<run>/epoch-NN) or a Hugging Face GPT-2 folder (config.json, model.safetensors or a
+sharded set, tokenizer.json written by this harness). The prompt is tokenized as plain text (no
+BOS), or with --chat as one user turn in the chat format the studies use (then the continuation
+is the assistant's answer). Generation stops at the end-of-turn token or after N new tokens; a
+prompt longer than the context minus the reserved new tokens loses its beginning.
+  --model PATH             checkpoint folder
+  --prompt TEXT            the prompt
+  --max-new-tokens N       at most N new tokens (default 64; at most half the context is reserved)
+  --temperature T          0 = greedy (default), else sampling at temperature T (<= 100)
+  --top-p P                nucleus sampling mass in (0, 1] (default 1)
+  --repetition-penalty R   CTRL-style penalty on tokens already generated, >= 1 (default 1 = off)
+  --seed S                 sampling seed, a non-negative integer (default 0; greedy ignores it)
+  --chat                   wrap the prompt as a user turn
+  --json                   print one JSON line {continuation, ids, newTokens, endedWithEot, promptTokens, promptTrimmed, model} instead
+  --threads N              onnxruntime threads (default 1)
+  -h, --help               this help`;
+
+export class GenerateUsageError extends Error {}
+
+function numberFlag(value: string | undefined, flag: string, fallback: number, check: (n: number) => boolean, expected: string): number {
+  if (value === undefined) return fallback;
+  const n = Number(value);
+  if (value.trim() === '' || !Number.isFinite(n) || !check(n)) throw new GenerateUsageError(`${flag}: expected ${expected}, got ${JSON.stringify(value)}`);
+  return n;
+}
+
+export async function generateCommand(argv: string[], log: (text: string) => void = console.log): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    options: {
+      model: { type: 'string' },
+      prompt: { type: 'string' },
+      'max-new-tokens': { type: 'string' },
+      temperature: { type: 'string' },
+      'top-p': { type: 'string' },
+      'repetition-penalty': { type: 'string' },
+      seed: { type: 'string' },
+      chat: { type: 'boolean' },
+      json: { type: 'boolean' },
+      threads: { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
+    strict: true,
+    allowPositionals: true,
+  });
+  if (values.help) {
+    log(USAGE);
+    return 0;
+  }
+  if (positionals.length > 0) throw new GenerateUsageError(`unexpected argument ${JSON.stringify(positionals[0])}\n\n${USAGE}`);
+  if (!values.model) throw new GenerateUsageError(`--model is required\n\n${USAGE}`);
+  if (values.prompt === undefined || values.prompt === '') throw new GenerateUsageError(`--prompt is required (a non-empty text)\n\n${USAGE}`);
+  const int = (n: number) => Number.isInteger(n);
+  const cfg: GenerationConfig = {
+    samples: 1,
+    maxNewTokens: numberFlag(values['max-new-tokens'], '--max-new-tokens', 64, (n) => int(n) && n >= 1, 'a positive integer'),
+    temperature: numberFlag(values.temperature, '--temperature', 0, (n) => n === 0 || (n >= 1e-3 && n <= 100), '0 (greedy) or a number in [0.001, 100]'),
+    topP: numberFlag(values['top-p'], '--top-p', 1, (n) => n > 0 && n <= 1, 'a number in (0, 1]'),
+    repetitionPenalty: numberFlag(values['repetition-penalty'], '--repetition-penalty', 1, (n) => n >= 1 && n <= 100, 'a number in [1, 100]'),
+  };
+  const seed = numberFlag(values.seed, '--seed', 0, (n) => int(n) && n >= 0 && n <= 0xffffffff, 'an integer in 0..4294967295');
+  const threads = numberFlag(values.threads, '--threads', 1, (n) => int(n) && n >= 1, 'a positive integer');
+
+  const ck = await loadAnyCheckpoint(values.model);
+  let tok: BpeTokenizer;
+  try {
+    tok = BpeTokenizer.fromJSON(ck.tokenizer, path.join(values.model, 'tokenizer.json'));
+  } catch (err) {
+    throw new Error(`${(err as Error).message} (only this harness's own tokenizers are read so far)`);
+  }
+  const promptIds = values.chat ? encodePrompt(tok, [{ role: 'user', content: values.prompt }]) : tok.encode(values.prompt);
+  if (promptIds.length === 0) throw new GenerateUsageError('--prompt: the prompt encodes to no tokens');
+  const session = await DecoderSession.create(exportOnnxBytes(ck.model, ck.weights), ck.model, { threads });
+  let out;
+  try {
+    out = await generateIds(session, promptIds, cfg, { seed, eot: tok.special.eot });
+  } finally {
+    await session.release();
+  }
+  const continuation = tok.decode(out.ids, { skipSpecial: true });
+  if (values.json) {
+    log(JSON.stringify({ continuation, ids: out.ids, newTokens: out.newTokens, endedWithEot: out.endedWithEot, promptTokens: promptIds.length, promptTrimmed: out.promptTrimmed, model: values.model }));
+  } else {
+    log(continuation);
+  }
+  return 0;
+}

@@ -1,0 +1,90 @@
+// A checkpoint series trained elsewhere (issue 13): each folder placed by trainer_state.json's
+// epoch (fractional when saved by steps), else its step; seeds keyed by step; the trainer's
+// logged loss and eval_loss at or before each checkpoint; errors name the folder or key.
+import { after, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+import { listSeries } from '../../src/checkpoint/index.ts';
+import { tempDir } from '../eval/helpers.ts';
+
+const root = await tempDir('series');
+after(() => fs.rm(root, { recursive: true, force: true }));
+
+async function folder(dir: string, files: Record<string, unknown>): Promise<void> {
+  await fs.mkdir(dir, { recursive: true });
+  for (const [name, content] of Object.entries(files)) await fs.writeFile(path.join(dir, name), JSON.stringify(content));
+}
+
+// What HF Trainer logs with logging_steps=20 and eval every 50 steps, 75 steps per epoch.
+const history = [
+  { step: 20, epoch: 0.27, loss: 3.1 },
+  { step: 40, epoch: 0.53, loss: 2.9 },
+  { step: 50, epoch: 0.67, eval_loss: 3.0 },
+  { step: 60, epoch: 0.8, loss: 2.7 },
+  { step: 80, epoch: 1.07, loss: 2.5 },
+  { step: 100, epoch: 1.33, loss: 2.4 },
+  { step: 100, epoch: 1.33, eval_loss: 2.8 },
+  { step: 120, epoch: 1.6, loss: 2.3 },
+  { step: 140, epoch: 1.87, loss: 2.2 },
+  { step: 150, epoch: 2.0, eval_loss: 2.75 },
+];
+
+test('HF run folders: fractional epochs, step seeds, logged losses at or before each step', async () => {
+  const run = path.join(root, 'run');
+  for (const step of [150, 50, 100]) {
+    await folder(path.join(run, `checkpoint-${step}`), {
+      'config.json': { model_type: 'gpt2' },
+      'trainer_state.json': { epoch: step / 75, global_step: step, log_history: history.filter((h) => h.step <= step) },
+    });
+  }
+  await fs.mkdir(path.join(run, 'runs'), { recursive: true }); // tensorboard logs: not a checkpoint, skipped with dir
+  const series = await listSeries({ dir: run, format: 'auto' }, 'checkpoints');
+  assert.deepEqual(series.map((c) => [path.basename(c.dir), c.format, c.position, c.step, c.seedKey]), [
+    ['checkpoint-50', 'hf', 50 / 75, 50, 50],
+    ['checkpoint-100', 'hf', 100 / 75, 100, 100],
+    ['checkpoint-150', 'hf', 2, 150, 150],
+  ]);
+  assert.deepEqual(series.map((c) => c.trainer), [
+    { loss: 2.9, evalLoss: 3.0, step: 50 },
+    { loss: 2.4, evalLoss: 2.8, step: 100 },
+    { loss: 2.2, evalLoss: 2.75, step: 150 },
+  ]);
+  assert.deepEqual(series.map((c) => c.trainLoss), [2.9, 2.4, 2.2]);
+  // The last checkpoint's trainer_state holds the whole history: entries after a step are ignored.
+  await folder(path.join(root, 'late', 'checkpoint-50'), { 'config.json': {}, 'trainer_state.json': { epoch: 0.67, global_step: 50, log_history: history } });
+  assert.deepEqual((await listSeries({ dir: path.join(root, 'late'), format: 'hf' }, 'checkpoints'))[0]!.trainer, { loss: 2.9, evalLoss: 3.0, step: 50 });
+
+  const globbed = await listSeries({ glob: path.join(run, 'checkpoint-1*'), format: 'hf' }, 'checkpoints');
+  assert.deepEqual(globbed.map((c) => c.step), [100, 150]);
+});
+
+test('without trainer_state.json: the step from the folder name; our own folders by their epoch', async () => {
+  const run = path.join(root, 'bare');
+  for (const step of [200, 1000]) await folder(path.join(run, `checkpoint-${step}`), { 'config.json': {} });
+  await folder(path.join(run, 'epoch-03'), { 'manifest.json': { epoch: 3, step: 30, trainLoss: 1.25 } });
+  const series = await listSeries({ dir: run, format: 'auto' }, 'checkpoints');
+  assert.deepEqual(series.map((c) => [c.format, c.position, c.seedKey, c.trainLoss, c.trainer]), [
+    ['native', 3, 3, 1.25, undefined],
+    ['hf', 200, 200, null, undefined],
+    ['hf', 1000, 1000, null, undefined],
+  ]);
+});
+
+test('errors name the folder or the key', async () => {
+  const run = path.join(root, 'bad');
+  await folder(path.join(run, 'final'), { 'config.json': {} });
+  await assert.rejects(listSeries({ dir: run, format: 'auto' }, 'checkpoints'), /bad\/final: no trainer_state\.json and the folder is not named checkpoint-<step>/);
+  await folder(path.join(root, 'mixed', 'checkpoint-5'), { 'config.json': {} });
+  await folder(path.join(root, 'mixed', 'epoch-01'), { 'manifest.json': { epoch: 1, step: 1, trainLoss: 1 } });
+  await assert.rejects(listSeries({ dir: path.join(root, 'mixed'), format: 'hf' }, 'checkpoints'), /epoch-01: a lima-harness \(native\) checkpoint, but checkpoints\.format is "hf"/);
+  await folder(path.join(root, 'dup', 'checkpoint-5'), { 'config.json': {}, 'trainer_state.json': { epoch: 1, global_step: 5 } });
+  await folder(path.join(root, 'dup', 'checkpoint-6'), { 'config.json': {}, 'trainer_state.json': { epoch: 1, global_step: 6 } });
+  await assert.rejects(listSeries({ dir: path.join(root, 'dup'), format: 'auto' }, 'checkpoints'), /checkpoint-5 and .*checkpoint-6: both at position 1/);
+  await folder(path.join(root, 'badstate', 'checkpoint-5'), { 'config.json': {}, 'trainer_state.json': { epoch: 'one', global_step: 5 } });
+  await assert.rejects(listSeries({ dir: path.join(root, 'badstate'), format: 'auto' }, 'checkpoints'), /checkpoint-5\/trainer_state\.json: epoch: expected a number, got "one"/);
+  await fs.mkdir(path.join(root, 'empty', 'logs'), { recursive: true });
+  await assert.rejects(listSeries({ dir: path.join(root, 'empty'), format: 'auto' }, 'checkpoints'), /checkpoints: no checkpoint folders found in dir .*empty/);
+  await assert.rejects(listSeries({ glob: path.join(root, 'empty', '*'), format: 'auto' }, 'checkpoints'), /empty\/logs: neither a Hugging Face checkpoint .* \(matched by checkpoints\.glob\)/);
+  await assert.rejects(listSeries({ dir: path.join(root, 'nowhere'), format: 'auto' }, 'checkpoints'), /checkpoints\.dir: cannot list .*nowhere \(ENOENT\)/);
+});
