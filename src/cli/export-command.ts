@@ -3,6 +3,7 @@
 // model.safetensors (F32, HF names and layouts), tokenizer.json (ours already is one),
 // tokenizer_config.json (with our chat format as a Jinja chat_template) and
 // generation_config.json. The folder is built aside and renamed into place.
+import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { loadCheckpoint, writeHfGpt2 } from '../checkpoint/index.ts';
@@ -15,8 +16,9 @@ Writes a checkpoint of this harness (checkpoints/<run>/epoch-NN) as a Hugging Fa
 config.json (model_type gpt2), model.safetensors (float32; tensor names and layouts as
 transformers' GPT2LMHeadModel, the output head tied to transformer.wte), tokenizer.json,
 tokenizer_config.json (chat_template: <|role|>content<|eot|> per turn, then <|assistant|> with
-add_generation_prompt) and generation_config.json (stops at <|eot|>). An existing --out folder is
-replaced once the new one is complete.
+add_generation_prompt) and generation_config.json (stops at <|eot|>). --out must not exist, be
+empty, or hold an earlier export (only the files above); that is replaced once the new one is
+complete. Any other folder is refused, never deleted.
   --checkpoint DIR   the checkpoint folder (verified against its manifest)
   --format hf        the output format (only hf today)
   --out DIR          the folder to write
@@ -63,6 +65,7 @@ export async function exportCommand(argv: string[], log: (text: string) => void 
   const format = values.format ?? 'hf';
   if (format !== 'hf') throw new ExportUsageError(`--format: ${JSON.stringify(format)} is not supported (only "hf")\n\n${USAGE}`);
   if (path.resolve(values.out) === path.resolve(values.checkpoint)) throw new ExportUsageError('--out must differ from --checkpoint (the export replaces --out)');
+  await refuseToReplace(values.out);
   const ck = await loadCheckpoint(values.checkpoint);
   let tok: BpeTokenizer;
   try {
@@ -79,4 +82,24 @@ export async function exportCommand(argv: string[], log: (text: string) => void 
   });
   log(JSON.stringify({ out: values.out, format, files, weightsHash: ck.hash }));
   return 0;
+}
+
+/** The files an export writes: --out may be replaced only when it holds nothing else. */
+const EXPORT_FILES = new Set(['config.json', 'model.safetensors', 'tokenizer.json', 'tokenizer_config.json', 'generation_config.json']);
+
+/** Throws unless `out` is absent, empty, or an earlier export: the export replaces the whole folder. */
+async function refuseToReplace(out: string): Promise<void> {
+  let names: string[];
+  try {
+    names = await fs.readdir(out);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return;
+    if (code === 'ENOTDIR') throw new ExportUsageError(`--out ${out} is a file; give a folder that does not exist yet`);
+    throw err;
+  }
+  const other = names.filter((n) => !EXPORT_FILES.has(n));
+  if (other.length > 0) {
+    throw new ExportUsageError(`--out ${out} exists and holds ${other.slice(0, 3).map((n) => JSON.stringify(n)).join(', ')}${other.length > 3 ? ` and ${other.length - 3} more` : ''}, which are not an earlier export; the export replaces the whole folder, so give a new or empty folder`);
+  }
 }

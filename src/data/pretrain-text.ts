@@ -67,7 +67,8 @@ export function validatePretrainSources(raw: unknown, where: string): PretrainSo
 /**
  * The format of a pretraining file: "se-xml" when it is named Posts.xml (any case) or its root
  * element is <posts> (after an optional XML declaration and comments), "jsonl" when its name
- * ends in .jsonl, otherwise "text". Errors: DataError "file: cannot open (CODE)".
+ * ends in .jsonl, otherwise "text"; other .xml or XML files and .json files are errors (read as text they
+ * would teach markup or JSON syntax: give format "text" for that). Errors: DataError "file: cannot open (CODE)".
  */
 export async function detectPretrainFormat(file: string): Promise<PretrainFormat> {
   const head = await peek(file, 4096);
@@ -75,6 +76,11 @@ export async function detectPretrainFormat(file: string): Promise<PretrainFormat
   const start = head.replace(/^\s*(<\?xml[\s\S]*?\?>\s*)?(<!--[\s\S]*?-->\s*)*/, '');
   if (/^<posts[\s>/]/.test(start)) return 'se-xml';
   if (/\.jsonl$/i.test(file)) return 'jsonl';
+  // Other markup or JSON read as plain text would pretrain on its syntax: say so instead.
+  if (/\.xml$/i.test(file) || /^<\?xml/.test(head.trimStart())) {
+    throw new DataError(`${file}: an XML file that is not a Stack Exchange Posts.xml (its root is not <posts>); give "format": "text" to pretrain on it as plain text`);
+  }
+  if (/\.json$/i.test(file)) throw new DataError(`${file}: a .json file; pretraining reads JSONL ({"text": ...} per line, name it .jsonl or give "format": "jsonl"), or give "format": "text"`);
   return 'text';
 }
 

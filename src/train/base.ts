@@ -165,7 +165,7 @@ async function finishedBase(dir: string): Promise<{ checkpoint: LoadedCheckpoint
 export async function pretrainBase(opts: PretrainBaseOptions): Promise<PretrainedBase> {
   const { base, seed } = opts;
   const log = (m: string) => (opts.quiet || process.env.LIMA_QUIET === '1' ? undefined : process.stderr.write(`[base] ${m}\n`));
-  if (opts.documents.length === 0) throw new Error('train.base is "pretrain" but there is no pretraining text (give train.base.sources or wordnetTexts, or use the builtin dataset)');
+  if (opts.documents.length === 0) throw new Error('train.base is "pretrain" but there is no pretraining text: give train.base.sources or train.base.wordnetTexts (with the builtin dataset: data.pretrainTexts > 0)');
   const backend = await initBackend(opts.train.backend, { threads: opts.train.threads });
   const hash = baseIdentity(opts, backend.name);
   const dir = path.join(opts.basesDir, hash.slice(0, 16));

@@ -219,4 +219,13 @@ test('the perplexity command prints the same JSON line for the native checkpoint
   await assert.rejects(perplexityCommand(['--model', hfDir, '--text', oneToken], () => {}), /one\.txt: text of 1 token\(s\): nothing to score/);
   await assert.rejects(perplexityCommand(['--model', hfDir, '--text', path.join(root, 'nope.txt')], () => {}), /nope\.txt: cannot read \(ENOENT\)/);
   await assert.rejects(exportCommand(['--checkpoint', native, '--format', 'gguf', '--out', path.join(root, 'x')], () => {}), /--format: "gguf" is not supported/);
+  // --out is replaced only when it is an earlier export; any other folder is refused and kept.
+  const notes = path.join(root, 'notes');
+  await fs.mkdir(notes);
+  await fs.writeFile(path.join(notes, 'notes.md'), 'mine');
+  await assert.rejects(exportCommand(['--checkpoint', native, '--format', 'hf', '--out', notes], () => {}), /--out .*notes exists and holds "notes\.md", which are not an earlier export/);
+  assert.equal(await fs.readFile(path.join(notes, 'notes.md'), 'utf8'), 'mine');
+  await assert.rejects(exportCommand(['--checkpoint', native, '--format', 'hf', '--out', path.dirname(native)], () => {}), /which are not an earlier export/);
+  await fs.access(native);
+  assert.equal(await exportCommand(['--checkpoint', native, '--format', 'hf', '--out', hfDir], () => {}), 0, 'an earlier export is replaced');
 });

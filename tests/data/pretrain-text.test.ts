@@ -147,7 +147,7 @@ test('jsonl: documents per line; bad JSON, non-objects and missing or non-string
   }
 });
 
-test('format detection: Posts.xml name or <posts> root, .jsonl, otherwise text; an explicit format wins', async () => {
+test('format detection: Posts.xml name or <posts> root, .jsonl, otherwise text (other XML and .json refused); an explicit format wins', async () => {
   const named = await fixture('x/posts.XML', '<posts></posts>');
   const rooted = await fixture('dump.xml', '\ufeff<?xml version="1.0"?>\n<!-- a comment -->\n<posts>\n</posts>\n');
   const jsonl = await fixture('data.jsonl', '{"text": "x"}\n');
@@ -156,7 +156,12 @@ test('format detection: Posts.xml name or <posts> root, .jsonl, otherwise text; 
   assert.equal(await detectPretrainFormat(named), 'se-xml');
   assert.equal(await detectPretrainFormat(rooted), 'se-xml');
   assert.equal(await detectPretrainFormat(jsonl), 'jsonl');
-  assert.equal(await detectPretrainFormat(otherXml), 'text');
+  await assert.rejects(detectPretrainFormat(otherXml), /page\.xml: an XML file that is not a Stack Exchange Posts\.xml .*"format": "text"/);
+  const users = await fixture('Users.txt', '<?xml version="1.0"?>\n<users><row Id="1" /></users>\n');
+  await assert.rejects(detectPretrainFormat(users), /Users\.txt: an XML file that is not a Stack Exchange Posts\.xml/);
+  const json = await fixture('docs.json', '[{"text": "x"}]');
+  await assert.rejects(detectPretrainFormat(json), /docs\.json: a \.json file; pretraining reads JSONL/);
+  assert.equal((await readPretrainText([{ path: otherXml, format: 'text' }], none)).documents.length, 1, 'an explicit format reads it');
   assert.equal(await detectPretrainFormat(txt), 'text');
   const r = await readPretrainText([{ path: jsonl, format: 'text' }, { path: rooted }], none);
   assert.deepEqual(r.sources.map((s) => s.format), ['text', 'se-xml']);
