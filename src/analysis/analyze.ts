@@ -4,12 +4,14 @@
 // The bootstrap resamples held-out examples and dev examples (paired across epochs: one draw of
 // example indices is used for every epoch, since the same examples are scored at each epoch)
 // and recomputes every per-epoch figure from precomputed per-example arrays, so 1000 resamples
-// x 15 epochs x 2000 examples stays well under a second.
+// x 15 epochs x 2000 examples stays well under a second. Each epoch's perplexity interval
+// (perplexityCi) resamples the held-out examples again, from a generator of its own, so that the
+// figures above are the same as without it.
 //
 // Epoch 0, the base model, is split off first and evaluated the same way into Metrics.base, a
 // reference row: every statistic across epochs (correlation, selection, stability) is computed
 // as if its rows were absent. Metrics.base.change compares the selected epoch with it.
-import { deriveSeed, mulberry32 } from '../util/rng.ts';
+import { deriveSeed, mulberry32, type Rng } from '../util/rng.ts';
 import {
   isConstant,
   kendallTauB,
@@ -33,6 +35,7 @@ import {
   type EpochMetrics,
   type Metrics,
   type Num,
+  type PerplexityInterval,
   type ReplicateCount,
   type UndefinedReason,
 } from './types.ts';
@@ -158,6 +161,9 @@ function analyzeEpochs(input: AnalysisInput): Metrics {
     if (winner >= 0) wins.set(prep.epochs[winner]!, (wins.get(prep.epochs[winner]!) ?? 0) + 1);
   }
 
+  // Own seed: the draws above (and every figure from them) are the same as without this interval.
+  const perplexityCi = perplexityIntervals(prep, point, settings, mulberry32(deriveSeed(input.seed, 'analysis', 'perplexity-ci')));
+
   const trainerLogs = new Map(input.epochs.filter((r) => r.trainer).map((r) => [r.epoch, r.trainer!]));
   const epochs: EpochMetrics[] = prep.epochs.map((epoch, e) => {
     const { low: lo, high: hi, ...count } = summarise(qualityReps[e]!, settings);
@@ -166,6 +172,7 @@ function analyzeEpochs(input: AnalysisInput): Metrics {
     return {
       epoch,
       perplexity: num(point.perplexity[e]!),
+      perplexityCi: perplexityCi[e]!,
       bitsPerByte: num(point.bitsPerByte[e]!),
       quality: { mean: num(point.quality[e]!), ciLow: n > 0 ? num(lo) : null, ciHigh: n > 0 ? num(hi) : null, n, invalid: prep.invalid[e]!, invalidByReason: sortedCounts(prep.invalidByReason[e]!), ...count },
       trainLoss: num(prep.trainLoss.get(epoch) ?? NaN),
@@ -248,7 +255,8 @@ function analyzeEpochs(input: AnalysisInput): Metrics {
  * like the epochs, whose lists are every id of theirs), so each resample draws the same examples
  * for both: the change is paired by example. The base's own interval comes from the same draws.
  * The seed is derived under its own label ('analysis', 'base'): the epochs' intervals are not
- * disturbed. `epochs` are the fine-tuning epochs' metrics, `selEpoch` the selected one.
+ * disturbed. `epochs` are the fine-tuning epochs' metrics, `selEpoch` the selected one. The
+ * base's perplexity interval is drawn from a seed of its own ('analysis', 'perplexity-ci', 'base').
  */
 function analyzeBase(input: AnalysisInput, epochs: EpochMetrics[], selEpoch: number | null, settings: Metrics['analysis']): BaseMetrics {
   const sel = selEpoch === null ? undefined : epochs.find((e) => e.epoch === selEpoch);
@@ -288,6 +296,7 @@ function analyzeBase(input: AnalysisInput, epochs: EpochMetrics[], selEpoch: num
   const row: EpochMetrics = {
     epoch: BASE_EPOCH,
     perplexity: num(point.perplexity[b0]!),
+    perplexityCi: perplexityIntervals(prep, point, settings, mulberry32(deriveSeed(input.seed, 'analysis', 'perplexity-ci', 'base')))[b0]!,
     bitsPerByte: num(point.bitsPerByte[b0]!),
     quality: { mean: num(point.quality[b0]!), ciLow: n > 0 ? num(low) : null, ciHigh: n > 0 ? num(high) : null, n, invalid: prep.invalid[b0]!, invalidByReason: sortedCounts(prep.invalidByReason[b0]!), ...count },
     trainLoss: num(prep.trainLoss.get(BASE_EPOCH) ?? NaN),
@@ -345,6 +354,40 @@ export function baseSentence(base: EpochMetrics, change: BaseChange | null, sele
           '.';
   }
   return text + ' The correlation, every selection rule (lowest perplexity included) and the selection stability are over the fine-tuning epochs only.';
+}
+
+/**
+ * Percentile bootstrap interval of each epoch's held-out perplexity (index = epoch index of
+ * `prep`): each of settings.bootstrap resamples draws prep's held-out examples with replacement
+ * (one draw for every epoch) from `rng` and takes exp(sum nll / sum tokens) over it, from the
+ * per-example sums in `prep`, so B x H x E additions in all (1000 x 2000 x 16: a fraction of a
+ * second). `rng` must be this interval's own: drawing from the other intervals' generator would
+ * move them. low/high are null where the point perplexity is undefined (no held-out tokens).
+ */
+function perplexityIntervals(prep: Prepared, point: Figures, settings: Metrics['analysis'], rng: Rng): PerplexityInterval[] {
+  const E = prep.epochs.length;
+  const H = prep.heldoutIds.length;
+  const B = settings.bootstrap;
+  const reps = Array.from({ length: E }, () => newReplicates(B));
+  const nll = new Float64Array(E);
+  const tokens = new Float64Array(E);
+  for (let b = 0; b < B; b++) {
+    nll.fill(0);
+    tokens.fill(0);
+    for (let k = 0; k < H; k++) {
+      const row = Math.floor(rng() * H) * E;
+      for (let e = 0; e < E; e++) {
+        nll[e] += prep.nll[row + e]!;
+        tokens[e] += prep.tokens[row + e]!;
+      }
+    }
+    for (let e = 0; e < E; e++) record(reps[e]!, b, tokens[e]! > 0 ? Math.exp(nll[e]! / tokens[e]!) : NaN, 'noHeldoutTokens');
+  }
+  return reps.map((r, e) => {
+    const { low, high, ...count } = summarise(r, settings);
+    const defined = Number.isFinite(point.perplexity[e]!);
+    return { low: defined ? num(low) : null, high: defined ? num(high) : null, ...count };
+  });
 }
 
 /** Bootstrap replicates of one statistic, and why the undefined ones are undefined. */

@@ -48,7 +48,8 @@ export function devQualityByEpoch(rows: AnalysisInput['quality']): Array<{ epoch
  * each, `invalid_<reason>`, for every reason that occurs at some epoch (0 where it did not).
  * The base model (metrics.base), when present, is the first row, epoch 0, with `reference`
  * true (false on every fine-tuning epoch), `selected` false and `stability` empty: it is not a
- * candidate.
+ * candidate. The perplexity interval (perplexityCiLow, perplexityCiHigh, perplexityCiUnreliable)
+ * comes after the columns that were there before it, except `reference`, which stays last.
  */
 export function epochTable(metrics: Metrics): dfd.DataFrame {
   const e = metrics.base ? [metrics.base, ...metrics.epochs] : metrics.epochs;
@@ -68,6 +69,9 @@ export function epochTable(metrics: Metrics): dfd.DataFrame {
     trainLoss: e.map((x) => x.trainLoss),
     selected: e.map((x) => !isBase(x) && x.epoch === metrics.selection.epoch),
     stability: e.map((x) => (isBase(x) ? null : (metrics.selection.stability[String(x.epoch)] ?? 0))),
+    perplexityCiLow: e.map((x) => x.perplexityCi.low),
+    perplexityCiHigh: e.map((x) => x.perplexityCi.high),
+    perplexityCiUnreliable: e.map((x) => x.perplexityCi.intervalUnreliable),
     reference: e.map((x) => isBase(x)),
   });
 }

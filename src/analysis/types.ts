@@ -114,10 +114,23 @@ export interface ReplicateCount {
   intervalUnreliable: boolean;
 }
 
+/** A percentile bootstrap interval of held-out perplexity (same units as perplexity) and what it rests on. */
+export type PerplexityInterval = { low: Num; high: Num } & ReplicateCount;
+
 export interface EpochMetrics {
   epoch: number;
   /** exp(sum nll / sum tokens) over held-out examples. */
   perplexity: Num;
+  /**
+   * Percentile bootstrap interval (analysis.confidence, analysis.bootstrap resamples) of
+   * `perplexity` over held-out examples: each resample draws the held-out examples with
+   * replacement (one draw for every epoch) and takes exp(sum nll / sum tokens) over it. A
+   * resample with no tokens is undefined ('noHeldoutTokens'). low/high are null when
+   * `perplexity` is. Its draws come from their own seed (analysis.seed under
+   * 'analysis', 'perplexity-ci'; the base row's under 'analysis', 'perplexity-ci', 'base'), so
+   * adding it left every other figure as it was.
+   */
+  perplexityCi: PerplexityInterval;
   /** sum nll / ln 2 / sum bytes. */
   bitsPerByte: Num;
   quality: {

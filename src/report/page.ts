@@ -1,6 +1,6 @@
 // The report page: summary at the top, then charts, then the per-example drill-down. Pure
 // string building; every data-derived string is escaped here.
-import { EVAL_DURING_TRAINING, type DrilldownExample, type Metrics, type ReplicateCount } from '../analysis/types.ts';
+import { EVAL_DURING_TRAINING, type DrilldownExample, type EpochMetrics, type Metrics, type ReplicateCount } from '../analysis/types.ts';
 import { BASE_EPOCH, undefinedReplicatesText } from '../analysis/analyze.ts';
 import type { Chart } from './charts.ts';
 import { escapeHtml as h, inlineScript, jsonForScript } from './html.ts';
@@ -85,6 +85,13 @@ function ciText(lo: number | null, hi: number | null, count: ReplicateCount, sta
   return count.intervalUnreliable ? `${text} <span class="unreliable">unreliable: ${h(undefinedReplicatesText(count, statistic))}</span>` : text;
 }
 
+/** " [279.104, 291.233]" after an epoch's perplexity, escaped, marked (with why) when unreliable; empty when the perplexity is undefined or there were no resamples. */
+function pplCi(e: EpochMetrics): string {
+  const ci = e.perplexityCi;
+  const text = e.perplexity === null ? '' : ciText(ci.low, ci.high, ci, 'the perplexity', 3);
+  return text === '' ? '' : ` ${text}`;
+}
+
 /** 0.95 -> "95%". */
 function percent(x: number): string {
   return `${Number((x * 100).toPrecision(6))}%`;
@@ -145,12 +152,12 @@ export function renderPage(p: PageInput): string {
 
   // The base model (epoch 0) first, as a reference row: not a candidate, so no selection wins.
   const baseRow = m.base
-    ? `<tr class="reference"><td>0 (base)</td><td>${fmt(m.base.perplexity, 3)}</td><td>${fmt(m.base.bitsPerByte, 4)}</td><td>${fmt(m.base.quality.mean, 3)}</td><td>${ciText(m.base.quality.ciLow, m.base.quality.ciHigh, m.base.quality, 'the mean')}</td><td>${h(m.base.quality.n)}</td><td>${h(m.base.quality.invalid)}${reasonBreakdown(m.base.quality.invalidByReason)}</td><td>${fmt(m.base.trainLoss, 4)}</td><td class="muted">reference</td></tr>\n`
+    ? `<tr class="reference"><td>0 (base)</td><td>${fmt(m.base.perplexity, 3)}${pplCi(m.base)}</td><td>${fmt(m.base.bitsPerByte, 4)}</td><td>${fmt(m.base.quality.mean, 3)}</td><td>${ciText(m.base.quality.ciLow, m.base.quality.ciHigh, m.base.quality, 'the mean')}</td><td>${h(m.base.quality.n)}</td><td>${h(m.base.quality.invalid)}${reasonBreakdown(m.base.quality.invalidByReason)}</td><td>${fmt(m.base.trainLoss, 4)}</td><td class="muted">reference</td></tr>\n`
     : '';
   const epochRows = m.epochs
     .map(
       (e) =>
-        `<tr${e.epoch === sel.epoch ? ' class="selected"' : ''}><td>${h(e.epoch)}${e.epoch >= sel.window[0] && e.epoch <= sel.window[1] ? '' : ' <span class="muted">(outside window)</span>'}</td><td>${fmt(e.perplexity, 3)}</td><td>${fmt(e.bitsPerByte, 4)}</td><td>${fmt(e.quality.mean, 3)}</td><td>${ciText(e.quality.ciLow, e.quality.ciHigh, e.quality, 'the mean')}</td><td>${h(e.quality.n)}</td><td>${h(e.quality.invalid)}${reasonBreakdown(e.quality.invalidByReason)}</td><td>${fmt(e.trainLoss, 4)}</td><td>${h(((sel.stability[String(e.epoch)] ?? 0) * 100).toFixed(1))}%</td></tr>`,
+        `<tr${e.epoch === sel.epoch ? ' class="selected"' : ''}><td>${h(e.epoch)}${e.epoch >= sel.window[0] && e.epoch <= sel.window[1] ? '' : ' <span class="muted">(outside window)</span>'}</td><td>${fmt(e.perplexity, 3)}${pplCi(e)}</td><td>${fmt(e.bitsPerByte, 4)}</td><td>${fmt(e.quality.mean, 3)}</td><td>${ciText(e.quality.ciLow, e.quality.ciHigh, e.quality, 'the mean')}</td><td>${h(e.quality.n)}</td><td>${h(e.quality.invalid)}${reasonBreakdown(e.quality.invalidByReason)}</td><td>${fmt(e.trainLoss, 4)}</td><td>${h(((sel.stability[String(e.epoch)] ?? 0) * 100).toFixed(1))}%</td></tr>`,
     )
     .join('');
 
@@ -206,7 +213,7 @@ ${pretrainingText(m)}
 
 <h2>Per epoch</h2>
 <table>
-<tr><th>epoch</th><th>held-out perplexity</th><th>bits / byte</th><th>dev quality</th><th>${h(level)} CI</th><th>n</th><th>invalid judgments</th><th>train loss</th><th>selection wins</th></tr>
+<tr><th>epoch</th><th>held-out perplexity [${h(level)} CI]</th><th>bits / byte</th><th>dev quality</th><th>${h(level)} CI</th><th>n</th><th>invalid judgments</th><th>train loss</th><th>selection wins</th></tr>
 ${baseRow}${epochRows}
 </table>
 ${m.base ? `<p class="muted">Epoch 0 is the base model before fine-tuning${m.base.trainLoss !== null ? ' (its train loss is its pretraining loss)' : ''}: a reference row, left out of the correlation, of every selection rule and of the selection stability.</p>` : ''}

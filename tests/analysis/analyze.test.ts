@@ -89,7 +89,8 @@ test('metrics.json has exactly the agreed keys', () => {
   assert.deepEqual(Object.keys(m), ['epochs', 'correlation', 'selection', 'judge', 'data', 'backend', 'durationsSeconds', 'analysis']);
   assert.deepEqual(m.analysis, { bootstrap: 50, confidence: 0.95, alpha: 0.05, maxUndefinedShare: 0.05 });
   const counts = ['replicates', 'undefinedReplicates', 'undefinedByReason', 'intervalUnreliable'];
-  assert.deepEqual(Object.keys(m.epochs[0]), ['epoch', 'perplexity', 'bitsPerByte', 'quality', 'trainLoss']);
+  assert.deepEqual(Object.keys(m.epochs[0]), ['epoch', 'perplexity', 'perplexityCi', 'bitsPerByte', 'quality', 'trainLoss']);
+  assert.deepEqual(Object.keys(m.epochs[0].perplexityCi), ['low', 'high', ...counts]);
   assert.deepEqual(Object.keys(m.epochs[0].quality), ['mean', 'ciLow', 'ciHigh', 'n', 'invalid', 'invalidByReason', ...counts]);
   assert.deepEqual(Object.keys(m.correlation), ['pearson', 'spearman', 'kendall', 'pairedEpochs', 'summary']);
   assert.equal(m.correlation.pairedEpochs, 15);

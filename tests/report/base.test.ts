@@ -24,7 +24,7 @@ test('index.html: the base row first in the per-epoch table, its summary, its la
   const b = metrics.base!;
   // The reference row, with the base's figures, right before epoch 1's row.
   const table = html.slice(html.indexOf('<h2>Per epoch</h2>'), html.indexOf('<h2>Charts</h2>'));
-  const baseRow = `<tr class="reference"><td>0 (base)</td><td>${b.perplexity!.toFixed(3)}</td><td>${b.bitsPerByte!.toFixed(4)}</td><td>${b.quality.mean!.toFixed(3)}</td>`;
+  const baseRow = `<tr class="reference"><td>0 (base)</td><td>${b.perplexity!.toFixed(3)} [${b.perplexityCi.low!.toFixed(3)}, ${b.perplexityCi.high!.toFixed(3)}]</td><td>${b.bitsPerByte!.toFixed(4)}</td><td>${b.quality.mean!.toFixed(3)}</td>`;
   assert.ok(table.includes(baseRow), 'base row with its figures');
   assert.ok(table.indexOf(baseRow) < table.indexOf('<tr><td>1 <span class="muted">(outside window)</span>'), 'base row before epoch 1');
   assert.ok(table.includes('<td>5.5000</td><td class="muted">reference</td></tr>'), 'pretraining loss, and no selection wins');

@@ -192,3 +192,33 @@ test('invalid judgments by reason: in the per-epoch table, a legend, the drill-d
   assert.ok(!cleanHtml.includes('Invalid judgments are left out of the means'));
   assert.deepEqual(Object.keys(tableRows(epochTable(clean))[0]!).filter((c) => c.startsWith('invalid_')), []);
 });
+
+test('held-out perplexity intervals: after each perplexity in the per-epoch table, before the reference column in metrics.csv', async () => {
+  const { renderPage } = await import('../../src/report/page.ts');
+  const html = renderPage({ title: 't', metrics, drilldown: [], charts: [], svgFiles: {}, bundles: [] });
+  const table = html.slice(html.indexOf('<h2>Per epoch</h2>'), html.indexOf('<h2>Charts</h2>'));
+  assert.match(table, /<th>held-out perplexity \[95% CI\]<\/th>/);
+  for (const e of metrics.epochs) {
+    const ci = e.perplexityCi;
+    assert.ok(table.includes(`<td>${e.perplexity!.toFixed(3)} [${ci.low!.toFixed(3)}, ${ci.high!.toFixed(3)}]</td><td>${e.bitsPerByte!.toFixed(4)}</td>`), `epoch ${e.epoch}`);
+  }
+  // An unreliable one is marked, with why; an undefined perplexity shows no interval.
+  const marked = structuredClone(metrics);
+  marked.epochs[0]!.perplexityCi = { ...marked.epochs[0]!.perplexityCi, undefinedReplicates: 9, undefinedByReason: { noHeldoutTokens: 9 }, intervalUnreliable: true };
+  marked.epochs[1]!.perplexity = null;
+  const markedTable = renderPage({ title: 't', metrics: marked, drilldown: [], charts: [], svgFiles: {}, bundles: [] });
+  assert.ok(markedTable.includes(`] <span class="unreliable">unreliable: 9 of 60 resamples left the perplexity undefined (no held-out tokens)</span></td>`));
+  assert.match(markedTable, new RegExp(`<td>${marked.epochs[1]!.epoch} <span class="muted">\\(outside window\\)</span></td><td>–</td>`));
+
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'lima-report-pplci-'));
+  const files = await writeReport(dir, metrics, []);
+  const [header, ...lines] = (await fs.readFile(files.csv, 'utf8')).trim().split('\n');
+  const columns = header!.split(',');
+  assert.deepEqual(columns.slice(-4), ['perplexityCiLow', 'perplexityCiHigh', 'perplexityCiUnreliable', 'reference']);
+  lines.forEach((line, i) => {
+    const row = Object.fromEntries(line.split(',').map((v, k) => [columns[k]!, v]));
+    assert.equal(Number(row.perplexityCiLow), metrics.epochs[i]!.perplexityCi.low);
+    assert.equal(Number(row.perplexityCiHigh), metrics.epochs[i]!.perplexityCi.high);
+    assert.equal(row.perplexityCiUnreliable, 'false');
+  });
+});
