@@ -2,10 +2,9 @@
 // checkpoint this harness reads (ours or an HF GPT-2 folder with our tokenizer), decoded with the
 // evaluation's own code (src/eval/generate.ts: KV cache, repetition penalty, temperature, top-p,
 // one seeded draw per token; temperature 0 = greedy).
-import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { loadAnyCheckpoint } from '../checkpoint/index.ts';
-import { BpeTokenizer } from '../data/tokenizer.ts';
+import { checkpointTokenizer } from '../eval/checkpoint-tokenizer.ts';
 import { encodePrompt } from '../data/chat-format.ts';
 import { exportOnnxBytes } from '../model/onnx-export.ts';
 import { DecoderSession } from '../eval/session.ts';
@@ -79,12 +78,7 @@ export async function generateCommand(argv: string[], log: (text: string) => voi
   const threads = numberFlag(values.threads, '--threads', 1, (n) => int(n) && n >= 1, 'a positive integer');
 
   const ck = await loadAnyCheckpoint(values.model);
-  let tok: BpeTokenizer;
-  try {
-    tok = BpeTokenizer.fromJSON(ck.tokenizer, path.join(values.model, 'tokenizer.json'));
-  } catch (err) {
-    throw new Error(`${(err as Error).message} (only this harness's own tokenizers are read so far)`);
-  }
+  const tok = checkpointTokenizer(ck, values.model);
   const promptIds = values.chat ? encodePrompt(tok, [{ role: 'user', content: values.prompt }]) : tok.encode(values.prompt);
   if (promptIds.length === 0) throw new GenerateUsageError('--prompt: the prompt encodes to no tokens');
   const session = await DecoderSession.create(exportOnnxBytes(ck.model, ck.weights), ck.model, { threads });

@@ -1,10 +1,9 @@
 // `lima-harness perplexity --model PATH --text FILE`: one JSON line with the perplexity of a
 // text file under a checkpoint, ours or a Hugging Face GPT-2 folder (src/eval/text-perplexity.ts).
 import { promises as fs } from 'node:fs';
-import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { loadAnyCheckpoint } from '../checkpoint/index.ts';
-import { BpeTokenizer } from '../data/tokenizer.ts';
+import { checkpointTokenizer } from '../eval/checkpoint-tokenizer.ts';
 import { textPerplexity } from '../eval/text-perplexity.ts';
 import { stripBom } from '../util/text.ts';
 
@@ -48,12 +47,7 @@ export async function perplexityCommand(argv: string[], log: (text: string) => v
     throw new Error(`${values.text}: cannot read (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
   }
   const ck = await loadAnyCheckpoint(values.model);
-  let tok: BpeTokenizer;
-  try {
-    tok = BpeTokenizer.fromJSON(ck.tokenizer, path.join(values.model, 'tokenizer.json'));
-  } catch (err) {
-    throw new Error(`${(err as Error).message} (only this harness's own tokenizers are read so far)`);
-  }
+  const tok = checkpointTokenizer(ck, values.model);
   let result;
   try {
     result = await textPerplexity(ck.model, ck.weights, tok, text, { threads });

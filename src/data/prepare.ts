@@ -100,7 +100,8 @@ export { readJsonLines as readJsonl } from './readers.ts';
 
 export { normalizeQuestion };
 
-function promptOf(record: ChatRecord): string {
+/** A record's first user turn (its question). */
+export function promptOf(record: ChatRecord): string {
   return record.turns.find((t) => t.role === 'user')?.content ?? '';
 }
 

@@ -8,6 +8,7 @@ import path from 'node:path';
 import type { ChatRecord } from './types.ts';
 import { readPretrainText, type PretrainFormat, type PretrainSource } from './pretrain-text.ts';
 import { buildWordnetDataset } from './builtin-wordnet.ts';
+import { promptOf } from './prepare.ts';
 import { DataError, readJsonLines } from './readers.ts';
 import { writeFileAtomic } from '../util/atomic.ts';
 import { sha256, sha256File, stableHash } from '../util/hash.ts';
@@ -41,10 +42,6 @@ export interface PretrainText {
     droppedTitlesHash: string;
     characters: number;
   };
-}
-
-function promptOf(record: ChatRecord): string {
-  return record.turns.find((t) => t.role === 'user')?.content ?? '';
 }
 
 async function fingerprint(source: { path: string; format?: string }): Promise<Record<string, unknown>> {

@@ -13,6 +13,7 @@ import { loadAnyCheckpoint } from '../checkpoint/index.ts';
 import { exportOnnx, ONNX_EXPORTER_VERSION } from '../model/onnx-export.ts';
 import type { ModelConfig } from '../model/config.ts';
 import { stableHash } from '../util/hash.ts';
+import { checkpointTokenizer } from './checkpoint-tokenizer.ts';
 import { writeFileAtomic } from '../util/atomic.ts';
 import { sha256File } from '../util/hash.ts';
 import { deriveSeed } from '../util/rng.ts';
@@ -166,16 +167,7 @@ async function prepareCheckpoint(entry: CheckpointEntry, onnxDir: string): Promi
     await exportOnnx(ck.model, ck.weights, onnxPath);
     await writeFileAtomic(metaPath, JSON.stringify(meta, null, 2) + '\n');
   }
-  let tokenizer: BpeTokenizer;
-  try {
-    tokenizer = BpeTokenizer.fromJSON(ck.tokenizer, path.join(entry.dir, 'tokenizer.json'));
-  } catch (err) {
-    // Only our own byte-level BPE (what `export` writes) is read for now; a foreign tokenizer
-    // (GPT-2's, SentencePiece, ...) needs @huggingface/tokenizers in evaluation, not built yet.
-    throw new Error(
-      `checkpoint ${entry.dir}: tokenizer.json is not a lima-harness tokenizer (only tokenizers written by lima-harness, e.g. by \`export --format hf\`, are supported for now; other tokenizers are not yet): ${(err as Error).message}`,
-    );
-  }
+  const tokenizer = checkpointTokenizer(ck, entry.dir);
   return { epoch: entry.epoch, seedKey: entry.seedKey ?? entry.epoch, hash: ck.hash, model: ck.model, onnxPath, tokenizer, tokenizerKey: ck.tokenizerHash, onnxSha256: '' };
 }
 

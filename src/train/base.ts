@@ -23,7 +23,7 @@ import { deriveSeed, mulberry32, shuffleInPlace } from '../util/rng.ts';
 import { createProgress } from '../util/progress.ts';
 import { initBackend } from './backend.ts';
 import { createEngine, type TrainEngine } from './engine.ts';
-import type { TrainExample } from './batch.ts';
+import { epochBatches, type TrainExample } from './batch.ts';
 import type { PretrainBaseConfig, TrainConfig } from './config.ts';
 
 /** Bump when pretraining's packing, split or schedule changes meaning: older bases are not reused. */
@@ -114,9 +114,15 @@ export function pretrainLearningRate(step: number, totalSteps: number, lr: numbe
   return lr + ((lrEnd - lr) * (step - warmupSteps)) / (span - 1);
 }
 
+/** What of `train.base` shapes the weights: all but where the text comes from (the text itself is hashed) and how often it is saved. */
+function scheduleOf(base: PretrainBaseConfig): BaseRecord['schedule'] {
+  const { sources: _s, wordnetTexts: _w, checkpointMinutes: _c, ...schedule } = base;
+  return schedule;
+}
+
 /** The identity of a base: what its weights depend on, nothing else (checkpointMinutes does not change them). */
 export function baseIdentity(o: Pick<PretrainBaseOptions, 'model' | 'vocabSize' | 'base' | 'train' | 'seed' | 'documents' | 'provenance'>, backend: string): string {
-  const { sources: _s, wordnetTexts: _w, checkpointMinutes: _c, ...schedule } = o.base;
+  const schedule = scheduleOf(o.base);
   return stableHash({
     version: BASE_VERSION,
     text: sha256(o.documents.join('\u0000')),
@@ -254,7 +260,7 @@ export async function pretrainBase(opts: PretrainBaseOptions): Promise<Pretraine
     while (state.step < totalSteps) {
       const epoch = Math.floor(state.step / stepsPerEpoch) + 1;
       if (epoch !== batchesEpoch) {
-        batches = epochBatches(trainSeqs.length, base.batchSize, seed, epoch);
+        batches = epochBatches(trainSeqs.length, base.batchSize, seed, 'pretrain', epoch);
         batchesEpoch = epoch;
       }
       const lr = pretrainLearningRate(state.step, totalSteps, base.lr, lrEnd, base.warmupSteps);
@@ -278,7 +284,6 @@ export async function pretrainBase(opts: PretrainBaseOptions): Promise<Pretraine
     await save();
     progress.done();
     const last = state.curve[state.curve.length - 1]!;
-    const { sources: _s, wordnetTexts: _w, checkpointMinutes: _c, ...schedule } = base;
     const record: BaseRecord = {
       hash,
       documents: { train: split.train.length, validation: split.validation.length },
@@ -294,7 +299,7 @@ export async function pretrainBase(opts: PretrainBaseOptions): Promise<Pretraine
       backend: backend.name,
       params: countParams(model),
       model,
-      schedule,
+      schedule: scheduleOf(base),
       provenance: opts.provenance,
     };
     // base.json first, the checkpoint last: the checkpoint's presence means the base is complete.
@@ -310,12 +315,4 @@ export async function pretrainBase(opts: PretrainBaseOptions): Promise<Pretraine
   } finally {
     await engine.dispose();
   }
-}
-
-/** Batches of one pretraining epoch, in an order derived from (seed, epoch) only. */
-function epochBatches(n: number, batchSize: number, seed: number, epoch: number): number[][] {
-  const order = shuffleInPlace(Array.from({ length: n }, (_, i) => i), mulberry32(deriveSeed(seed, 'pretrain', 'shuffle', epoch)));
-  const batches: number[][] = [];
-  for (let i = 0; i < n; i += batchSize) batches.push(order.slice(i, i + batchSize));
-  return batches;
 }

@@ -1,6 +1,6 @@
 // Training batches as plain arrays, shared by the engines (tfjs wraps them in tensors, the
 // onnxruntime engine in ort tensors), and the residual-dropout masks drawn from the project's RNG.
-import { deriveSeed, mulberry32 } from '../util/rng.ts';
+import { deriveSeed, mulberry32, shuffleInPlace } from '../util/rng.ts';
 
 export interface TrainExample {
   ids: number[];
@@ -63,4 +63,16 @@ export function dropoutMasks(rates: readonly number[], rows: number, width: numb
     };
     return { attn: draw('attn'), mlp: draw('mlp') };
   });
+}
+
+/**
+ * Batches of example indices for one epoch of `n` examples, in an order derived from
+ * (seed, phase, epoch) only, so a resumed run draws the same batches. `phase` is "finetune" or
+ * "pretrain".
+ */
+export function epochBatches(n: number, batchSize: number, seed: number, phase: string, epoch: number): number[][] {
+  const order = shuffleInPlace(Array.from({ length: n }, (_, i) => i), mulberry32(deriveSeed(seed, phase, 'shuffle', epoch)));
+  const batches: number[][] = [];
+  for (let i = 0; i < n; i += batchSize) batches.push(order.slice(i, i + batchSize));
+  return batches;
 }

@@ -10,11 +10,11 @@ import { validateModelConfig, countParams } from '../model/config.ts';
 import type { NamedWeights } from '../model/weights.ts';
 import { initWeights } from '../model/gpt.ts';
 import { createEngine } from './engine.ts';
-import type { TrainExample } from './batch.ts';
+import { epochBatches, type TrainExample } from './batch.ts';
 import { writeCheckpoint, loadCheckpoint, listCheckpoints, verifyCheckpoint, epochDirName, type CheckpointManifest } from '../checkpoint/index.ts';
 import { initBackend } from './backend.ts';
 import type { TrainConfig } from './config.ts';
-import { deriveSeed, mulberry32, shuffleInPlace } from '../util/rng.ts';
+import { deriveSeed } from '../util/rng.ts';
 import { createProgress } from '../util/progress.ts';
 
 export type { TrainExample } from './batch.ts';
@@ -58,14 +58,6 @@ export function dropoutProfile(layers: number, bottom: number, top: number): num
 export function learningRate(step: number, totalSteps: number, start: number, end: number): number {
   if (totalSteps <= 1) return start;
   return start + ((end - start) * step) / (totalSteps - 1);
-}
-
-/** Batches of one epoch, in a order derived from (seed, phase, epoch) only. */
-function epochBatches(n: number, batchSize: number, seed: number, seedLabel: string, epoch: number): number[][] {
-  const order = shuffleInPlace(Array.from({ length: n }, (_, i) => i), mulberry32(deriveSeed(seed, seedLabel, 'shuffle', epoch)));
-  const batches: number[][] = [];
-  for (let i = 0; i < n; i += batchSize) batches.push(order.slice(i, i + batchSize));
-  return batches;
 }
 
 const OPTIMIZER_BIN = 'optimizer.bin';
