@@ -1,7 +1,7 @@
 // One onnxruntime-node session over an exported decoder (src/model/onnx-export.ts), with the
 // tensor plumbing for full-sequence scoring and KV-cached decoding.
 import * as ort from 'onnxruntime-node';
-import type { ModelConfig } from '../model/config.ts';
+import { cacheDims, type ModelConfig } from '../model/config.ts';
 import { pastKeyName, pastValueName, presentKeyName, presentValueName } from '../model/onnx-export.ts';
 
 export interface SessionOptions {
@@ -52,12 +52,11 @@ export class DecoderSession {
     return new DecoderSession(model, session);
   }
 
-  /** Past of length 0 (empty tensors) for `batch` rows. */
+  /** Past of length 0 (empty tensors [batch, cacheHeads, 0, headDim]: kvHeads for llama) for `batch` rows. */
   emptyPast(batch: number): PastState {
-    const { heads, dModel, layers } = this.model;
-    const headDim = dModel / heads;
+    const { cacheHeads, headDim } = cacheDims(this.model);
     const tensors: ort.Tensor[] = [];
-    for (let i = 0; i < 2 * layers; i++) tensors.push(new ort.Tensor('float32', new Float32Array(0), [batch, heads, 0, headDim]));
+    for (let i = 0; i < 2 * this.model.layers; i++) tensors.push(new ort.Tensor('float32', new Float32Array(0), [batch, cacheHeads, 0, headDim]));
     return { length: 0, tensors };
   }
 

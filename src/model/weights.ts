@@ -12,10 +12,20 @@
 //   h.{i}.mlp.w1 [d, 4d], h.{i}.mlp.b1 [4d], h.{i}.mlp.w2 [4d, d], h.{i}.mlp.b2 [d]
 //   lnf.gamma/beta [d]
 // LayerNorm epsilon 1e-5; GELU is the tanh approximation; attention is causal, scaled by 1/sqrt(headDim).
+//
+// The llama layout (config.arch === 'llama'; no biases; H = heads, K = kvHeads, hd = headDim, f = ffnHidden):
+//   tok_embeddings [vocab, d]
+//   h.{i}.attn_norm [d]                       RMSNorm weight
+//   h.{i}.attn.wq [d, H*hd], h.{i}.attn.wk [d, K*hd], h.{i}.attn.wv [d, K*hd], h.{i}.attn.wo [H*hd, d]
+//   h.{i}.ffn_norm [d]
+//   h.{i}.mlp.gate [d, f], h.{i}.mlp.up [d, f], h.{i}.mlp.down [f, d]
+//   norm [d]
+//   output [vocab, d]   rows = vocabulary (logits = x @ output^T); absent when tiedEmbeddings
+// The math (HF LlamaForCausalLM) is in src/model/onnx-llama.ts and reference-forward.ts.
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { writeFileAtomic } from '../util/atomic.ts';
-import type { ModelConfig } from './config.ts';
+import { llamaDims, type ModelConfig } from './config.ts';
 
 export const LAYER_NORM_EPS = 1e-5;
 
@@ -31,8 +41,9 @@ interface WeightEntry {
   offset: number;
 }
 
-/** Expected names and shapes for a config, in a fixed order. */
+/** Expected names and shapes for a config (either architecture), in a fixed order. */
 export function weightShapes(c: ModelConfig): Array<[string, number[]]> {
+  if (c.arch === 'llama') return llamaWeightShapes(c);
   const d = c.dModel;
   const out: Array<[string, number[]]> = [
     ['wte', [c.vocab, d]],
@@ -55,6 +66,30 @@ export function weightShapes(c: ModelConfig): Array<[string, number[]]> {
     );
   }
   out.push(['lnf.gamma', [d]], ['lnf.beta', [d]]);
+  return out;
+}
+
+function llamaWeightShapes(c: ModelConfig): Array<[string, number[]]> {
+  const d = c.dModel;
+  const { kvHeads, headDim, ffnHidden, tiedEmbeddings } = llamaDims(c);
+  const q = c.heads * headDim;
+  const kv = kvHeads * headDim;
+  const out: Array<[string, number[]]> = [['tok_embeddings', [c.vocab, d]]];
+  for (let i = 0; i < c.layers; i++) {
+    out.push(
+      [`h.${i}.attn_norm`, [d]],
+      [`h.${i}.attn.wq`, [d, q]],
+      [`h.${i}.attn.wk`, [d, kv]],
+      [`h.${i}.attn.wv`, [d, kv]],
+      [`h.${i}.attn.wo`, [q, d]],
+      [`h.${i}.ffn_norm`, [d]],
+      [`h.${i}.mlp.gate`, [d, ffnHidden]],
+      [`h.${i}.mlp.up`, [d, ffnHidden]],
+      [`h.${i}.mlp.down`, [ffnHidden, d]],
+    );
+  }
+  out.push(['norm', [d]]);
+  if (!tiedEmbeddings) out.push(['output', [c.vocab, d]]);
   return out;
 }
 
