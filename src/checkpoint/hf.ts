@@ -20,17 +20,20 @@
 // accepts lm_head.weight only when it equals wte. Writing follows save_pretrained: the tied
 // lm_head is not stored. Configs our graph cannot run (another epsilon or activation, untied
 // head, n_inner != 4 n_embd, ...) and other model types are errors naming config.json and the field.
+// Llama and Mistral folders (model_type "llama" / "mistral") are read and written through the
+// mapping in hf-llama.ts; loadHfCheckpoint and modelConfigFromHf dispatch on model_type.
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { writeDirAtomic } from '../util/atomic.ts';
 import { validateModelConfig, type ModelConfig } from '../model/config.ts';
 import { LAYER_NORM_EPS, weightShapes, type NamedWeights } from '../model/weights.ts';
 import { readSafetensorsDir, SAFETENSORS_FILE, writeSafetensors } from './safetensors.ts';
+import { fromHfLlamaTensors, hfLlamaConfig, llamaConfigFromHf, LLAMA_MODEL_TYPES, toHfLlamaTensors } from './hf-llama.ts';
 import { tokenizerHash, weightsHash } from './hash.ts';
 import type { CheckpointManifest, LoadedCheckpoint } from './native.ts';
 
-/** Model types we know by name; only gpt2 is read today. */
-const NOT_YET_SUPPORTED = new Set(['llama', 'mistral', 'qwen2', 'gpt_neox']);
+/** Model types we know by name but do not read (gpt2, llama and mistral are read). */
+const NOT_YET_SUPPORTED = new Set(['qwen2', 'gpt_neox']);
 /** transformers' names for GELU with the tanh approximation (our GELU). */
 const TANH_GELU = new Set(['gelu_new', 'gelu_pytorch_tanh']);
 
@@ -100,17 +103,18 @@ export function hfGpt2Config(model: ModelConfig, tokens: HfSpecialTokens = {}): 
 }
 
 /**
- * Our ModelConfig from an HF config.json object. Throws `<file>: <field>: ...` for a model type
- * other than gpt2 (llama and other known ones: "not supported yet"), a missing or non-integer
- * size, and any GPT-2 option our graph does not implement.
+ * Our ModelConfig from an HF config.json object: gpt2, or llama / mistral (hf-llama.ts, arch
+ * 'llama'). Throws `<file>: <field>: ...` for another model type (other known ones: "not
+ * supported yet"), a missing or non-integer size, and any option our graphs do not implement.
  */
 export function modelConfigFromHf(config: unknown, file: string): ModelConfig {
   if (config === null || typeof config !== 'object' || Array.isArray(config)) throw new Error(`${file}: expected a JSON object`);
   const c = config as Record<string, unknown>;
   const type = c.model_type;
-  if (typeof type !== 'string') throw new Error(`${file}: model_type: missing (expected "gpt2")`);
-  if (NOT_YET_SUPPORTED.has(type)) throw new Error(`${file}: model_type: ${JSON.stringify(type)} is not supported yet (only "gpt2" is read today)`);
-  if (type !== 'gpt2') throw new Error(`${file}: model_type: unknown model type ${JSON.stringify(type)} (only "gpt2" is read)`);
+  if (typeof type !== 'string') throw new Error(`${file}: model_type: missing (expected "gpt2", "llama" or "mistral")`);
+  if (NOT_YET_SUPPORTED.has(type)) throw new Error(`${file}: model_type: ${JSON.stringify(type)} is not supported yet (only "gpt2", "llama" and "mistral" are read today)`);
+  if (LLAMA_MODEL_TYPES.has(type)) return llamaConfigFromHf(c, file);
+  if (type !== 'gpt2') throw new Error(`${file}: model_type: unknown model type ${JSON.stringify(type)} (only "gpt2", "llama" and "mistral" are read)`);
   const int = (key: string): number => {
     const v = c[key];
     if (!Number.isInteger(v) || (v as number) <= 0) throw new Error(`${file}: ${key}: expected a positive integer, got ${JSON.stringify(v)}`);
@@ -212,6 +216,31 @@ export async function writeHfGpt2(dir: string, model: ModelConfig, weights: Name
   return written;
 }
 
+/**
+ * Writes an HF Llama folder at `dir` (LlamaForCausalLM: config.json, model.safetensors with HF
+ * names and [out, in] projections, F32 or BF16 (rounded to nearest even), no lm_head when tied;
+ * tokenizer.json and the optional tokenizer_config.json / generation_config.json), built aside
+ * and renamed into place. Returns the file names written.
+ */
+export async function writeHfLlama(dir: string, model: ModelConfig, weights: NamedWeights, files: HfExportFiles & { dtype?: 'F32' | 'BF16' }): Promise<string[]> {
+  const tensors = toHfLlamaTensors(model, weights);
+  const dtype = files.dtype ?? 'F32';
+  const written: string[] = [];
+  await writeDirAtomic(dir, async (tmp) => {
+    const put = async (name: string, data: string | Uint8Array) => {
+      await fs.writeFile(path.join(tmp, name), data);
+      written.push(name);
+    };
+    await put('config.json', JSON.stringify(hfLlamaConfig(model, files.tokens, dtype === 'BF16' ? 'bfloat16' : 'float32'), null, 2) + '\n');
+    await writeSafetensors(path.join(tmp, SAFETENSORS_FILE), tensors, { format: 'pt' }, { dtype });
+    written.push(SAFETENSORS_FILE);
+    await put('tokenizer.json', JSON.stringify(files.tokenizer));
+    if (files.tokenizerConfig) await put('tokenizer_config.json', JSON.stringify(files.tokenizerConfig, null, 2) + '\n');
+    if (files.generationConfig) await put('generation_config.json', JSON.stringify(files.generationConfig, null, 2) + '\n');
+  });
+  return written;
+}
+
 async function readJson(file: string): Promise<unknown> {
   let text: string;
   try {
@@ -244,20 +273,23 @@ async function trainerPosition(dir: string): Promise<{ epoch: number; step: numb
 }
 
 /**
- * Loads an HF GPT-2 folder as a LoadedCheckpoint, the shape native loadCheckpoint returns, so
- * evaluation uses it unchanged. Weights are decoded to float32 (F32, F16 or BF16 files) and hashed
+ * Loads an HF GPT-2, Llama or Mistral folder as a LoadedCheckpoint, the shape native
+ * loadCheckpoint returns, so evaluation uses it unchanged. Weights are decoded to float32 (F32, F16 or BF16 files) and hashed
  * with weightsHash, so an exported native checkpoint keeps its content hash. The manifest is
- * synthesised: backend "hf-gpt2", epoch/step/trainLoss from trainer_state.json when present (else
+ * synthesised: backend "hf-<model_type>" ("hf-gpt2", "hf-llama", "hf-mistral"), epoch/step/trainLoss from trainer_state.json when present (else
  * 0, 0, NaN), no per-file hashes (files {}), time = model weights' modification time.
  * Throws naming the file (and tensor or field) for an unreadable or unsupported folder.
  */
 export async function loadHfCheckpoint(dir: string): Promise<LoadedCheckpoint> {
   const configFile = path.join(dir, 'config.json');
-  const model = modelConfigFromHf(await readJson(configFile), configFile);
+  const rawConfig = await readJson(configFile);
+  const model = modelConfigFromHf(rawConfig, configFile);
+  const modelType = (rawConfig as { model_type: string }).model_type;
   const tokenizerFile = path.join(dir, 'tokenizer.json');
   const tokenizer = await readJson(tokenizerFile);
   const read = await readSafetensorsDir(dir);
-  const weights = fromHfGpt2Tensors(model, read.weights, (n) => read.fileOf.get(n) ?? read.files[0]!, read.files[0]!);
+  const fromHf = model.arch === 'llama' ? fromHfLlamaTensors : fromHfGpt2Tensors;
+  const weights = fromHf(model, read.weights, (n) => read.fileOf.get(n) ?? read.files[0]!, read.files[0]!);
   const hash = weightsHash(model, weights);
   const position = await trainerPosition(dir);
   const stat = await fs.stat(read.files[read.files.length - 1]!);
@@ -265,7 +297,7 @@ export async function loadHfCheckpoint(dir: string): Promise<LoadedCheckpoint> {
     ...position,
     dataHash: '',
     configHash: '',
-    backend: 'hf-gpt2',
+    backend: `hf-${modelType}`,
     files: {},
     weightsHash: hash,
     time: stat.mtime.toISOString(),

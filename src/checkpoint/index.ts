@@ -3,7 +3,7 @@
 // train and eval: it may import src/model/ and src/util/ only.
 //
 // Formats: native.ts, this harness's own (checkpoints/<run>/epoch-NN/); hf.ts, Hugging Face
-// GPT-2 folders (config.json + safetensors.ts's model.safetensors or a sharded set), read and
+// GPT-2, Llama and Mistral folders (hf-llama.ts; config.json + safetensors.ts's model.safetensors or a sharded set), read and
 // written. Every loaded checkpoint carries the content hash of its weights (hash.ts), the same
 // whichever format or run wrote them, and its tokenizer's content hash.
 import { promises as fs } from 'node:fs';
@@ -22,12 +22,14 @@ export {
   type LoadedCheckpoint,
 } from './native.ts';
 export { tokenizerHash, weightsHash } from './hash.ts';
+export { fromHfLlamaTensors, hfLlamaConfig, hfLlamaName, llamaConfigFromHf, toHfLlamaTensors } from './hf-llama.ts';
 export { listSeries, type SeriesCheckpoint, type SeriesFormat, type SeriesSpec, type TrainerLogged } from './series.ts';
-export { fromHfGpt2Tensors, hfGpt2Config, hfGpt2Name, loadHfCheckpoint, modelConfigFromHf, toHfGpt2Tensors, writeHfGpt2, type HfExportFiles, type HfSpecialTokens } from './hf.ts';
+export { fromHfGpt2Tensors, hfGpt2Config, hfGpt2Name, loadHfCheckpoint, modelConfigFromHf, toHfGpt2Tensors, writeHfGpt2, writeHfLlama, type HfExportFiles, type HfSpecialTokens } from './hf.ts';
 export {
   decodeSafetensors,
   encodeSafetensors,
   f16ToF32,
+  f32ToBf16,
   parseSafetensorsHeader,
   readSafetensors,
   readSafetensorsDir,
@@ -51,7 +53,7 @@ export async function checkpointFormat(dir: string): Promise<'native' | 'hf'> {
   throw new Error(`${dir}: neither a lima-harness checkpoint (manifest.json) nor a Hugging Face folder (config.json)`);
 }
 
-/** Loads our checkpoint or an HF GPT-2 folder, whichever `dir` is (checkpointFormat). */
+/** Loads our checkpoint or an HF GPT-2 / Llama / Mistral folder, whichever `dir` is (checkpointFormat). */
 export async function loadAnyCheckpoint(dir: string): Promise<LoadedCheckpoint> {
   return (await checkpointFormat(dir)) === 'native' ? loadCheckpoint(dir) : loadHfCheckpoint(dir);
 }

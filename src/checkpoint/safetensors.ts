@@ -191,21 +191,36 @@ export async function readSafetensors(file: string): Promise<SafetensorsContent>
   return decodeSafetensors(bytes, file);
 }
 
+/** Element type written by encodeSafetensors: F32 (exact) or BF16 (rounded to nearest even). */
+export type SafetensorsWriteDtype = 'F32' | 'BF16';
+
 /**
- * The bytes of a safetensors file holding `weights` as F32 (tensors in the map's order), header
- * padded with spaces to a multiple of 8 bytes, as the reference writer does. `metadata` goes to
- * __metadata__ (string values). Throws on a tensor whose value count does not match its shape.
+ * bfloat16 bits of a float32 value (its top 16 bits), rounded to nearest, ties to even, as
+ * torch's float32 -> bfloat16 conversion; NaN stays a (quiet) NaN.
  */
-export function encodeSafetensors(weights: NamedWeights, metadata: Record<string, string> = {}): Uint8Array {
+export function f32ToBf16(bits: number): number {
+  if ((bits & 0x7f800000) === 0x7f800000 && (bits & 0x7fffff) !== 0) return ((bits >>> 16) | 0x40) & 0xffff;
+  return ((bits + 0x7fff + ((bits >>> 16) & 1)) >>> 16) & 0xffff;
+}
+
+/**
+ * The bytes of a safetensors file holding `weights` as F32 (or BF16 with options.dtype), tensors
+ * in the map's order, header padded with spaces to a multiple of 8 bytes, as the reference writer
+ * does. `metadata` goes to __metadata__ (string values). Throws on a tensor whose value count does
+ * not match its shape.
+ */
+export function encodeSafetensors(weights: NamedWeights, metadata: Record<string, string> = {}, options: { dtype?: SafetensorsWriteDtype } = {}): Uint8Array {
   checkLittleEndian();
+  const dtype = options.dtype ?? 'F32';
+  const width = dtype === 'BF16' ? 2 : 4;
   const header: Record<string, unknown> = {};
   if (Object.keys(metadata).length > 0) header.__metadata__ = metadata;
   let offset = 0;
   for (const [name, t] of weights) {
     const size = t.shape.reduce((a, b) => a * b, 1);
     if (t.data.length !== size) throw new Error(`safetensors: tensor ${name} has ${t.data.length} values, its shape [${t.shape}] needs ${size}`);
-    header[name] = { dtype: 'F32', shape: t.shape, data_offsets: [offset, offset + 4 * size] };
-    offset += 4 * size;
+    header[name] = { dtype, shape: t.shape, data_offsets: [offset, offset + width * size] };
+    offset += width * size;
   }
   let json = JSON.stringify(header);
   const jsonBytes = () => Buffer.byteLength(json, 'utf8');
@@ -216,15 +231,23 @@ export function encodeSafetensors(weights: NamedWeights, metadata: Record<string
   out.set(headerBytes, 8);
   let at = 8 + headerBytes.length;
   for (const t of weights.values()) {
-    out.set(new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength), at);
-    at += t.data.byteLength;
+    if (dtype === 'BF16') {
+      const words = new Uint32Array(t.data.buffer, t.data.byteOffset, t.data.length);
+      const halves = new Uint16Array(t.data.length);
+      for (let i = 0; i < halves.length; i++) halves[i] = f32ToBf16(words[i]!);
+      out.set(new Uint8Array(halves.buffer), at);
+      at += halves.byteLength;
+    } else {
+      out.set(new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength), at);
+      at += t.data.byteLength;
+    }
   }
   return out;
 }
 
-/** Writes `weights` as one F32 safetensors file, atomically (temp file + rename). */
-export async function writeSafetensors(file: string, weights: NamedWeights, metadata: Record<string, string> = {}): Promise<void> {
-  await writeFileAtomic(file, encodeSafetensors(weights, metadata));
+/** Writes `weights` as one safetensors file (F32, or BF16 with options.dtype), atomically (temp file + rename). */
+export async function writeSafetensors(file: string, weights: NamedWeights, metadata: Record<string, string> = {}, options: { dtype?: SafetensorsWriteDtype } = {}): Promise<void> {
+  await writeFileAtomic(file, encodeSafetensors(weights, metadata, options));
 }
 
 /** Shard file name as transformers writes it: model-00001-of-00003.safetensors. */

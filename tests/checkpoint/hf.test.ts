@@ -179,7 +179,7 @@ test('reading errors name the file and the tensor or field', async () => {
   });
   assert.equal((await loadHfCheckpoint(older)).hash, (await loadCheckpoint(native)).hash);
   for (const [name, edit, message] of [
-    ['llama', (c: Record<string, unknown>) => void (c.model_type = 'llama'), 'model_type: "llama" is not supported yet'],
+    ['qwen2', (c: Record<string, unknown>) => void (c.model_type = 'qwen2'), 'model_type: "qwen2" is not supported yet'],
     ['bert', (c: Record<string, unknown>) => void (c.model_type = 'bert'), 'model_type: unknown model type "bert"'],
     ['eps', (c: Record<string, unknown>) => void (c.layer_norm_epsilon = 1e-6), 'layer_norm_epsilon: 0.000001 is not supported'],
     ['act', (c: Record<string, unknown>) => void (c.activation_function = 'relu'), 'activation_function: "relu" is not supported'],
