@@ -6,14 +6,14 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { loadCheckpoint, writeHfGpt2 } from '../checkpoint/index.ts';
+import { loadCheckpoint, writeHfGpt2, writeHfLlama } from '../checkpoint/index.ts';
 import { BpeTokenizer, SPECIAL_TOKENS } from '../data/tokenizer.ts';
 import { CHAT_TEMPLATE } from '../data/chat-format.ts';
 
 const USAGE = `Usage: lima-harness export --checkpoint DIR --format hf --out DIR
 
 Writes a checkpoint of this harness (checkpoints/<run>/epoch-NN) as a Hugging Face GPT-2 folder:
-config.json (model_type gpt2), model.safetensors (float32; tensor names and layouts as
+config.json (model_type gpt2; a llama checkpoint: a LlamaForCausalLM folder), model.safetensors (float32; tensor names and layouts as
 transformers' GPT2LMHeadModel, the output head tied to transformer.wte), tokenizer.json,
 tokenizer_config.json (chat_template: <|role|>content<|eot|> per turn, then <|assistant|> with
 add_generation_prompt) and generation_config.json (stops at <|eot|>). --out must not exist, be
@@ -74,7 +74,9 @@ export async function exportCommand(argv: string[], log: (text: string) => void 
     throw new Error(`checkpoint ${values.checkpoint}: ${(err as Error).message}`);
   }
   const tokens = { bos: tok.special.eot, eos: tok.special.eot, pad: tok.special.pad };
-  const files = await writeHfGpt2(values.out, ck.model, ck.weights, {
+  // A llama checkpoint (arch 'llama') goes out as a LlamaForCausalLM folder, ours as GPT-2.
+  const write = ck.model.arch === 'llama' ? writeHfLlama : writeHfGpt2;
+  const files = await write(values.out, ck.model, ck.weights, {
     tokenizer: ck.tokenizer,
     tokenizerConfig: hfTokenizerConfig(tok, ck.model.context),
     generationConfig: { bos_token_id: tokens.bos, eos_token_id: tokens.eos, pad_token_id: tokens.pad, _from_model_config: false },

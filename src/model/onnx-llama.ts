@@ -82,8 +82,9 @@ export function buildLlamaOnnxModel(model: ModelConfig, weights: NamedWeights, p
   const qSplitShape = g.op1('Concat', [batchSeq, g.int64('const_q_heads_dims', [2], [heads, headDim])], [intAttr('axis', 0)], 'q_split_shape');
   const kvSplitShape = g.op1('Concat', [batchSeq, g.int64('const_kv_heads_dims', [2], [kvHeads, headDim])], [intAttr('axis', 0)], 'kv_split_shape');
   const flatShape = g.int64('const_flat_shape', [2], [-1, d]);
-  const groupedShape = g.int64('const_grouped_shape', [4], [0, kvHeads, -1, headDim]); // [batch, kvHeads, rep*seq, hd]
-  const ungroupedShape = g.int64('const_ungrouped_shape', [4], [0, heads, -1, headDim]); // [batch, heads, seq, hd]
+  // Only with rep > 1 (an unused initializer makes onnxruntime print a warning per session).
+  const groupedShape = rep > 1 ? g.int64('const_grouped_shape', [4], [0, kvHeads, -1, headDim]) : ''; // [batch, kvHeads, rep*seq, hd]
+  const ungroupedShape = rep > 1 ? g.int64('const_ungrouped_shape', [4], [0, heads, -1, headDim]) : ''; // [batch, heads, seq, hd]
   const ctxFlatShape = g.int64('const_ctx_flat_shape', [2], [-1, qDim]);
   const halves = g.int64('const_rope_halves', [2], [headDim / 2, headDim / 2]);
   const two = g.float('const_two_f', [], new Float32Array([2]));

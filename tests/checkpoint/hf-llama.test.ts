@@ -16,9 +16,11 @@ import {
   loadHfCheckpoint,
   readSafetensors,
   weightsHash,
+  writeCheckpoint,
   writeHfLlama,
   writeSafetensors,
 } from '../../src/checkpoint/index.ts';
+import { exportCommand } from '../../src/cli/export-command.ts';
 import { canonicalModelConfig, type ModelConfig } from '../../src/model/config.ts';
 import { weightShapes, type NamedWeights } from '../../src/model/weights.ts';
 import { referenceForward } from '../../src/model/reference-forward.ts';
@@ -219,6 +221,21 @@ test('an HF Llama folder scores through the evaluation path as the reference for
   for (let t = 0; t + 1 < ids.length; t++) nll += negLogProb(ref.logits, t * model.vocab, model.vocab, ids[t + 1]!);
   assert.equal(got.tokens, ids.length - 1);
   assert.ok(Math.abs(got.nll - nll) <= 1e-5 * nll, `${got.nll} vs ${nll}`);
+});
+
+test('export of a native llama checkpoint writes a Llama folder that reads back to the same hash', async () => {
+  const tok = makeTokenizer();
+  const model: ModelConfig = { ...tied, vocab: tok.vocabSize };
+  const weights = randomLlamaWeights(model, 53);
+  const native = await writeCheckpoint(path.join(root, 'native-run'), { model, weights, tokenizer: tok.toJSON() }, { epoch: 1, step: 10, trainLoss: 1, dataHash: 'test', configHash: 'test', backend: 'test' });
+  const out = path.join(root, 'exported');
+  const lines: string[] = [];
+  assert.equal(await exportCommand(['--checkpoint', native, '--format', 'hf', '--out', out], (t) => lines.push(t)), 0);
+  const config = JSON.parse(await fs.readFile(path.join(out, 'config.json'), 'utf8'));
+  assert.equal(config.model_type, 'llama');
+  const back = await loadHfCheckpoint(out);
+  assert.equal(back.hash, weightsHash(model, weights));
+  assert.equal(JSON.parse(lines[0]!).weightsHash, back.hash);
 });
 
 // transformers' LlamaForCausalLM on the same folder, when LIMA_HF_PYTHON names a Python with

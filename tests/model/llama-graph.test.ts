@@ -125,6 +125,12 @@ test('llama graph: standard ONNX ops only, cache inputs at kvHeads, RoPE tables 
   assert.deepEqual(past.type.tensorType.shape.dim, [{ dimParam: 'batch' }, { dimValue: 1 }, { dimParam: 'past' }, { dimValue: 8 }]);
   assert.deepEqual(msg.graph.initializer.find((t) => t.name === 'rope_cos')!.dims, [40, 8]);
   assert.deepEqual(msg.graph.output.map((o) => o.name).slice(0, 4), ['logits', 'token_logprobs', 'present.0.key', 'present.0.value']);
+  // Every initializer feeds a node (onnxruntime warns about unused ones), with and without grouped heads.
+  for (const config of [model, LLAMA_CONFIGS.mha_tied!, LLAMA_CONFIGS.gqa!]) {
+    const graph = buildOnnxModel(config, randomLlamaWeights(config, 1)).graph;
+    const used = new Set(graph.node.flatMap((n) => n.input));
+    assert.deepEqual(graph.initializer.map((t) => t.name).filter((n) => !used.has(n)), [], JSON.stringify(config));
+  }
 });
 
 test('llama config validation names the field; countParams counts every weight', () => {
