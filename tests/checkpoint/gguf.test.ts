@@ -4,10 +4,9 @@
 // same weights in llama2.c's .bin (an independent file format and layout).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { promises as fs, existsSync } from 'node:fs';
+import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { Tokenizer } from '@huggingface/tokenizers';
 import {
   checkpointFormat,
@@ -18,12 +17,9 @@ import {
   unpermuteRope,
   weightsHash,
 } from '../../src/checkpoint/index.ts';
+import { sharedSkip, STORIES_BIN, STORIES_GGUF } from '../helpers/shared-models.ts';
 import { encodeGguf, f16Bits, f16Bytes, f32Bytes, T, type MetaEntry, type TensorEntry } from '../helpers/gguf-writer.ts';
 
-export const SHARED_MODELS = fileURLToPath(new URL('../../../shared/models/', import.meta.url));
-export const STORIES_GGUF = path.join(SHARED_MODELS, 'stories260K', 'stories260K.gguf');
-const STORIES_BIN = path.join(SHARED_MODELS, 'stories260K', 'stories260K.bin');
-export const sharedSkip = existsSync(STORIES_GGUF) ? false : `${SHARED_MODELS} is absent (real pretrained models kept beside the project; see its README.md)`;
 
 /** Seeded uniform values, multiples of 2^-10 in [-1, 1) (exact in float16 and float32). */
 function seeded(seed: number) {

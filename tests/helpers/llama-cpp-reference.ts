@@ -18,7 +18,9 @@
 //
 // node-llama-cpp 3.21.1 calls used: getLlama({gpu: false, build: 'never', skipDownload: true, logLevel}) (prebuilt CPU
 // binary; `build: 'never'` makes it throw instead of compiling or downloading llama.cpp),
-// llama.loadModel({modelPath}), model.createContext({contextSize, batchSize, threads: 1, sequences: 1}),
+// llama.loadModel({modelPath}), model.createContext({contextSize, batchSize, threads: 1, sequences: 1,
+// flashAttention: false, experimentalKvCacheKeyType: 'F32', experimentalKvCacheValueType: 'F32'})
+// (a float32 KV cache: llama.cpp's default float16 cache moves log-probs by up to ~2e-3),
 // context.getSequence(), sequence.evaluateWithMetadata(ids, {probabilities: true}, {temperature: 0})
 // (greedy; the probabilities are the full softmax of the logits since greedy applies no top-k /
 // top-p, checked: 512 entries summing to 1), sequence.controlledEvaluate([...ids with
@@ -65,7 +67,16 @@ function llama(): Promise<Llama> {
 export async function openLlamaCpp(ggufPath: string, options: { contextSize?: number } = {}): Promise<LlamaCppReference> {
   const contextSize = options.contextSize ?? 512;
   const model: LlamaModel = await (await llama()).loadModel({ modelPath: ggufPath });
-  const context: LlamaContext = await model.createContext({ contextSize, batchSize: contextSize, threads: 1, sequences: 1 });
+  // float32 KV cache (llama.cpp's default is float16, which moves log-probs by ~1e-3) and no flash attention.
+  const context: LlamaContext = await model.createContext({
+    contextSize,
+    batchSize: contextSize,
+    threads: 1,
+    sequences: 1,
+    flashAttention: false,
+    experimentalKvCacheKeyType: 'F32',
+    experimentalKvCacheValueType: 'F32',
+  });
   const sequence: LlamaContextSequence = context.getSequence();
   const tokenList = (model.fileInfo.metadata as { tokenizer?: { ggml?: { tokens?: readonly string[] } } }).tokenizer?.ggml?.tokens;
   if (!tokenList) throw new Error(`${ggufPath}: node-llama-cpp found no tokenizer.ggml.tokens`);
