@@ -7,6 +7,7 @@
 // not exercised here: encode(text) with special tokens on adds BOS (as llama.cpp does when it
 // tokenizes with add_special = true); text spelling a control token literally ("<s>") is split
 // into that token by HF and kept as plain text by llama.cpp without parse_special.
+// Checked on the varied strings below and 300 seeded random strings.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { Tokenizer } from '@huggingface/tokenizers';
@@ -55,6 +56,17 @@ test('GGUF tokenizer through @huggingface/tokenizers gives llama.cpp\'s ids on v
     assert.deepEqual(tok.encode(text).ids, [1, ...ours], 'encode with special tokens adds BOS');
     // Decoding: HF strips the one prefix space llama.cpp's SentencePiece added; both give the text back.
     assert.equal(tok.decode(ours), text, `HF decode of ${JSON.stringify(text)}`);
+  }
+  // Seeded random strings over letters, spaces, punctuation, digits, newlines and multi-byte characters.
+  let seed = 20261129;
+  const rand = (n: number) => {
+    seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0;
+    return seed % n;
+  };
+  const alphabet = [...'etaoinshrdlucmfwypvbgkjqxz', ...'ETAOIN', ' ', ' ', ' ', ' ', '  ', '.', ',', '!', '?', "'", '"', '-', '\n', '\t', '0', '7', '42', 'é', 'ß', '日', 'я', '🙂', 'the', ' and', 'ing', 'Lily', ' was'];
+  for (let k = 0; k < 300; k++) {
+    const text = Array.from({ length: 1 + rand(40) }, () => alphabet[rand(alphabet.length)]).join('');
+    assert.deepEqual(tok.encode(text, { add_special_tokens: false }).ids, llama.tokenize(text), `ids differ on ${JSON.stringify(text)}`);
   }
   // Empty text: no tokens in either.
   assert.deepEqual(tok.encode('', { add_special_tokens: false }).ids, llama.tokenize(''));
