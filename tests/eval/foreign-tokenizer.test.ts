@@ -3,7 +3,8 @@
 // @huggingface/tokenizers and @huggingface/jinja (src/eval/eval-tokenizer.ts). Checks: the loss
 // mask covers exactly the final answer's tokens and its end-of-turn token, prompts end with the
 // generation prompt, stop ids, a template whose conversation does not extend its prompt is a
-// clear error, the plain-template fallback (named, BOS from the post-processor), our own
+// clear error, a Zephyr-style template given bos_token/eos_token, the plain-template fallback
+// (named, BOS from the post-processor), a folder with no stop token, our own
 // checkpoints unchanged (same ids and masks as encodeChat, same cache key), and the `perplexity`
 // and `generate` commands and a pooled evaluation on an HF GPT-2 folder with that tokenizer.
 import { after, test } from 'node:test';
@@ -157,6 +158,22 @@ test("a template whose conversation does not start with its prompt is a clear er
   // A template that raises names itself too.
   const strict = foreignEvalTokenizer({ tokenizer: chatml.json, tokenizerHash: 'x', tokenizerConfig: { ...chatmlConfig, chat_template: "{{ raise_exception('no system turns') }}" }, source: 'strict-folder' });
   assert.throws(() => strict.encodePrompt([{ role: 'user', content: 'x' }]), /strict-folder: chat template from tokenizer_config\.json .*rendering failed: no system turns/);
+});
+
+test('a Zephyr-style template gets bos_token and eos_token as transformers passes them', () => {
+  // Zephyr's layout: "<|role|>\n" + content + eos_token per turn, "<|assistant|>" as the generation
+  // prompt (so the newline after it belongs to the answer's part), bos_token written by the template.
+  const zephyr =
+    "{{ bos_token }}{% for message in messages %}{{ '<|' + message['role'] + '|>\\n' + message['content'] + eos_token + '\\n' }}{% endfor %}" +
+    "{% if add_generation_prompt %}{{ '<|assistant|>' }}{% endif %}";
+  const z = byteLevelTokenizer(['<s>', '</s>', '<|user|>', '<|assistant|>', '<|system|>']);
+  const tok = foreignEvalTokenizer({ tokenizer: z.json, tokenizerHash: 'z', tokenizerConfig: { chat_template: zephyr, bos_token: { content: '<s>', special: true }, eos_token: '</s>' }, source: 'zephyr-folder' });
+  assert.deepEqual(tok.stopIds, [z.ids['</s>']]);
+  const enc = tok.encodeChat(conversation);
+  assert.equal(enc.ids[0], z.ids['<s>'], 'the template writes the BOS, once');
+  assert.notEqual(enc.ids[1], z.ids['<s>']);
+  assert.equal(tok.decode(masked(enc.ids, enc.lossMask)), '\n' + conversation[2]!.content + '</s>');
+  assert.ok(tok.decode(tok.encodePrompt(conversation.slice(0, 2))).endsWith('Is the cat there?</s>\n<|assistant|>'));
 });
 
 test('without a chat template: the plain template, named, with the BOS the post-processor adds', () => {
