@@ -242,6 +242,7 @@ function analyzeEpochs(input: AnalysisInput): Metrics {
     judge,
     data: { train: input.data.train, heldout: input.data.heldout, dev: input.data.dev },
     ...(input.heldoutCoverage ? { heldoutCoverage: { ...input.heldoutCoverage } } : {}),
+    ...(input.chatFormat ? { chatFormat: input.chatFormat.map((f) => ({ description: f.description, epochs: [...f.epochs] })) } : {}),
     ...(input.pretraining ? { pretraining: structuredClone(input.pretraining) } : {}),
     backend: { ...input.backend },
     durationsSeconds: { ...input.durationsSeconds },

@@ -40,6 +40,8 @@ export interface AnalysisInput {
   data: { train: number; heldout: number; dev: number; sources?: Record<string, unknown> };
   /** How the held-out set fitted the scoring window (src/eval/heldout.ts); copied into metrics.json. */
   heldoutCoverage?: HeldoutCoverageFigures;
+  /** The chat format each checkpoint was evaluated in (src/eval/eval-tokenizer.ts); copied into metrics.json. */
+  chatFormat?: ChatFormatFigures[];
   /** The pretrained base's record (src/train/base.ts base.json, summarised); copied into metrics.json. */
   pretraining?: PretrainingFigures;
   /** Training backend, eval runtime. */
@@ -91,6 +93,15 @@ export interface DrilldownExample {
 
 /** How the held-out set fitted the scoring window (defined by the evaluation stage). */
 export type HeldoutCoverageFigures = HeldoutFit;
+
+/**
+ * A chat format (tokenizer + template) the evaluation used, and the epochs evaluated in it:
+ * e.g. "chat template from tokenizer_config.json (sha256 ...)" or our own chat format.
+ */
+export interface ChatFormatFigures {
+  description: string;
+  epochs: number[];
+}
 
 /** A figure that may be undefined (no data, constant vector): null in JSON, never NaN. */
 export type Num = number | null;
@@ -226,6 +237,8 @@ export interface Metrics {
   data: { train: number; heldout: number; dev: number };
   /** Held-out coverage: present when the pipeline passed it in. */
   heldoutCoverage?: HeldoutCoverageFigures;
+  /** Chat formats the checkpoints were evaluated in: present when the pipeline passed them in. */
+  chatFormat?: ChatFormatFigures[];
   /** The pretrained base: present when the study pretrained one. */
   pretraining?: PretrainingFigures;
   backend: Record<string, unknown>;

@@ -3,13 +3,15 @@
 // train and eval: it may import src/model/ and src/util/ only.
 //
 // Formats: native.ts, this harness's own (checkpoints/<run>/epoch-NN/); hf.ts, Hugging Face
-// GPT-2, Llama and Mistral folders (hf-llama.ts; config.json + safetensors.ts's model.safetensors or a sharded set), read and
-// written. Every loaded checkpoint carries the content hash of its weights (hash.ts), the same
+// GPT-2, Llama and Mistral folders (hf-llama.ts; config.json + safetensors.ts's model.safetensors
+// or a sharded set), read and written; gguf.ts, llama-family GGUF files (one file per checkpoint,
+// tokenizer inside), read. Every loaded checkpoint carries the content hash of its weights (hash.ts), the same
 // whichever format or run wrote them, and its tokenizer's content hash.
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { loadCheckpoint, type LoadedCheckpoint } from './native.ts';
 import { loadHfCheckpoint } from './hf.ts';
+import { loadGgufCheckpoint } from './gguf.ts';
 
 export {
   epochDirName,
@@ -26,6 +28,22 @@ export { fromHfLlamaTensors, hfLlamaConfig, hfLlamaName, llamaConfigFromHf, toHf
 export { listSeries, type SeriesCheckpoint, type SeriesFormat, type SeriesSpec, type TrainerLogged } from './series.ts';
 export { fromHfGpt2Tensors, hfGpt2Config, hfGpt2Name, loadHfCheckpoint, modelConfigFromHf, toHfGpt2Tensors, writeHfGpt2, writeHfLlama, type HfExportFiles, type HfSpecialTokens } from './hf.ts';
 export {
+  decodeGgufTensor,
+  fromGgufLlamaTensors,
+  ggufLlamaConfig,
+  loadGgufCheckpoint,
+  parseGgufHeader,
+  permuteRope,
+  readGguf,
+  unpermuteRope,
+  type GgufFile,
+  type GgufHeader,
+  type GgufTensorInfo,
+  type GgufValue,
+  type LlamaModelConfig,
+} from './gguf.ts';
+export { ggufToTokenizerJson, ggufTokenizerConfig, spmMerges } from './gguf-tokenizer.ts';
+export {
   decodeSafetensors,
   encodeSafetensors,
   f16ToF32,
@@ -39,13 +57,18 @@ export {
   SAFETENSORS_INDEX_FILE,
 } from './safetensors.ts';
 
-/** Which format a checkpoint folder is in: ours has manifest.json, an HF folder config.json with model_type. */
-export async function checkpointFormat(dir: string): Promise<'native' | 'hf'> {
+/**
+ * Which format a checkpoint is in: a file ending `.gguf` is a GGUF checkpoint; a folder with
+ * manifest.json is ours, one with config.json (model_type) a Hugging Face folder.
+ */
+export async function checkpointFormat(dir: string): Promise<'native' | 'hf' | 'gguf'> {
   const exists = async (name: string) => fs.access(path.join(dir, name)).then(() => true, () => false);
   try {
-    if (!(await fs.stat(dir)).isDirectory()) throw new Error(`${dir}: not a directory (a checkpoint is a folder)`);
+    const stat = await fs.stat(dir);
+    if (stat.isFile() && dir.toLowerCase().endsWith('.gguf')) return 'gguf';
+    if (!stat.isDirectory()) throw new Error(`${dir}: not a directory (a checkpoint is a folder or a .gguf file)`);
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new Error(`${dir}: no such checkpoint folder`);
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new Error(`${dir}: no such checkpoint folder or file`);
     throw err;
   }
   if (await exists('manifest.json')) return 'native';
@@ -53,7 +76,9 @@ export async function checkpointFormat(dir: string): Promise<'native' | 'hf'> {
   throw new Error(`${dir}: neither a lima-harness checkpoint (manifest.json) nor a Hugging Face folder (config.json)`);
 }
 
-/** Loads our checkpoint or an HF GPT-2 / Llama / Mistral folder, whichever `dir` is (checkpointFormat). */
+/** Loads our checkpoint, an HF folder (GPT-2, Llama, Mistral) or a GGUF file, whichever `dir` is (checkpointFormat). */
 export async function loadAnyCheckpoint(dir: string): Promise<LoadedCheckpoint> {
-  return (await checkpointFormat(dir)) === 'native' ? loadCheckpoint(dir) : loadHfCheckpoint(dir);
+  const format = await checkpointFormat(dir);
+  if (format === 'gguf') return loadGgufCheckpoint(dir);
+  return format === 'native' ? loadCheckpoint(dir) : loadHfCheckpoint(dir);
 }

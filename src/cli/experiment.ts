@@ -11,6 +11,7 @@ import { prepareData, readJsonl, type PreparedData } from '../data/prepare.ts';
 import type { ChatRecord } from '../data/types.ts';
 import { BpeTokenizer } from '../data/tokenizer.ts';
 import { encodeChat, trainingTexts } from '../data/chat-format.ts';
+import { groupChatFormats } from '../eval/eval-tokenizer.ts';
 import { runTraining, type TrainRunResult } from '../train/run.ts';
 import { pretrainBase, type PretrainedBase } from '../train/base.ts';
 import { collectPretrainText } from '../data/pretrain-cache.ts';
@@ -310,6 +311,7 @@ export async function runExperiment(options: ExperimentOptions): Promise<Experim
     judge: { kind: config.judge.kind, description: judge.describe() },
     data: { train: data.counts.train, heldout: data.counts.heldout, dev: data.counts.dev, sources: describeSources(config) },
     heldoutCoverage: evaluation.heldoutCoverage,
+    chatFormat: groupChatFormats(evaluation.chatFormats),
     ...(pretrained ? { pretraining: pretrainingFigures(pretrained) } : {}),
     backend,
     durationsSeconds: Object.fromEntries(Object.entries(durations).map(([k, v]) => [k, round(v)])),

@@ -1,11 +1,11 @@
 // `lima-harness generate --model PATH --prompt TEXT`: the continuation of a prompt under any
-// checkpoint this harness reads (ours or an HF GPT-2 folder with our tokenizer), decoded with the
+// checkpoint this harness reads (ours or an HF GPT-2 folder, with our tokenizer or its own
+// through @huggingface/tokenizers and its chat template; src/eval/eval-tokenizer.ts), decoded with the
 // evaluation's own code (src/eval/generate.ts: KV cache, repetition penalty, temperature, top-p,
 // one seeded draw per token; temperature 0 = greedy).
 import { parseArgs } from 'node:util';
 import { loadAnyCheckpoint } from '../checkpoint/index.ts';
 import { checkpointTokenizer } from '../eval/checkpoint-tokenizer.ts';
-import { encodePrompt } from '../data/chat-format.ts';
 import { exportOnnxBytes } from '../model/onnx-export.ts';
 import { DecoderSession } from '../eval/session.ts';
 import { generateIds } from '../eval/generate.ts';
@@ -15,10 +15,12 @@ const USAGE = `Usage: lima-harness generate --model PATH --prompt TEXT [options]
 
 Prints the continuation of TEXT under the model at PATH: a checkpoint of this harness
 (checkpoints/<run>/epoch-NN) or a Hugging Face GPT-2 folder (config.json, model.safetensors or a
-sharded set, tokenizer.json written by this harness). The prompt is tokenized as plain text (no
-BOS), or with --chat as one user turn in the chat format the studies use (then the continuation
-is the assistant's answer). Generation stops at the end-of-turn token or after N new tokens; a
-prompt longer than the context minus the reserved new tokens loses its beginning.
+sharded set, tokenizer.json: this harness's or any other, read with @huggingface/tokenizers).
+The prompt is tokenized as plain text (with the BOS the tokenizer adds, if any; ours adds none),
+or with --chat as one user turn in the checkpoint's chat format (ours; else the chat_template of
+tokenizer_config.json, else a plain Alpaca-style template), so the continuation is the
+assistant's answer. Generation stops at an end-of-turn or end-of-sequence token or after N new
+tokens; a prompt longer than the context minus the reserved new tokens loses its beginning.
   --model PATH             checkpoint folder
   --prompt TEXT            the prompt
   --max-new-tokens N       at most N new tokens (default 64; at most half the context is reserved)
@@ -27,7 +29,7 @@ prompt longer than the context minus the reserved new tokens loses its beginning
   --repetition-penalty R   CTRL-style penalty on tokens already generated, >= 1 (default 1 = off)
   --seed S                 sampling seed, a non-negative integer (default 0; greedy ignores it)
   --chat                   wrap the prompt as a user turn
-  --json                   print one JSON line {continuation, ids, newTokens, endedWithEot, promptTokens, promptTrimmed, model} instead
+  --json                   print one JSON line {continuation, ids, newTokens, endedWithEot, promptTokens, promptTrimmed, model, chatFormat} instead
   --threads N              onnxruntime threads (default 1)
   -h, --help               this help`;
 
@@ -78,19 +80,20 @@ export async function generateCommand(argv: string[], log: (text: string) => voi
   const threads = numberFlag(values.threads, '--threads', 1, (n) => int(n) && n >= 1, 'a positive integer');
 
   const ck = await loadAnyCheckpoint(values.model);
-  const tok = checkpointTokenizer(ck, values.model);
-  const promptIds = values.chat ? encodePrompt(tok, [{ role: 'user', content: values.prompt }]) : tok.encode(values.prompt);
+  const tok = await checkpointTokenizer(ck, values.model);
+  if (tok.vocabSize > ck.model.vocab) throw new Error(`${values.model}: the tokenizer has ${tok.vocabSize} tokens, the model's vocabulary only ${ck.model.vocab}`);
+  const promptIds = values.chat ? tok.encodePrompt([{ role: 'user', content: values.prompt }]) : tok.encodeText(values.prompt);
   if (promptIds.length === 0) throw new GenerateUsageError('--prompt: the prompt encodes to no tokens');
   const session = await DecoderSession.create(exportOnnxBytes(ck.model, ck.weights), ck.model, { threads });
   let out;
   try {
-    out = await generateIds(session, promptIds, cfg, { seed, eot: tok.special.eot });
+    out = await generateIds(session, promptIds, cfg, { seed, eot: tok.stopIds[0]!, stopIds: tok.stopIds.slice(1) });
   } finally {
     await session.release();
   }
   const continuation = tok.decode(out.ids, { skipSpecial: true });
   if (values.json) {
-    log(JSON.stringify({ continuation, ids: out.ids, newTokens: out.newTokens, endedWithEot: out.endedWithEot, promptTokens: promptIds.length, promptTrimmed: out.promptTrimmed, model: values.model }));
+    log(JSON.stringify({ continuation, ids: out.ids, newTokens: out.newTokens, endedWithEot: out.endedWithEot, promptTokens: promptIds.length, promptTrimmed: out.promptTrimmed, model: values.model, ...(values.chat ? { chatFormat: tok.description } : {}) }));
   } else {
     log(continuation);
   }

@@ -1,5 +1,6 @@
 // `lima-harness perplexity --model PATH --text FILE`: one JSON line with the perplexity of a
-// text file under a checkpoint, ours or a Hugging Face GPT-2 folder (src/eval/text-perplexity.ts).
+// text file under a checkpoint, ours or a Hugging Face GPT-2 folder with any tokenizer.json
+// (src/eval/text-perplexity.ts, src/eval/eval-tokenizer.ts).
 import { promises as fs } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { loadAnyCheckpoint } from '../checkpoint/index.ts';
@@ -15,8 +16,9 @@ Hugging Face GPT-2 folder (config.json, model.safetensors or a sharded set, toke
 Every token after the first is scored once (nll in nats, summed; perplexity = exp(nll / tokens);
 bitsPerByte = nll / ln 2 / UTF-8 bytes of the scored tokens), in disjoint windows of the model's
 context, each reading the previous window's last token (lm-evaluation-harness's rolling
-loglikelihood). No BOS is added. The tokenizer must be one this harness reads (its own
-byte-level BPE; other tokenizers are not supported yet).
+loglikelihood). The tokenizer is the checkpoint's own: this harness's byte-level BPE (no BOS
+added), or any other tokenizer.json read with @huggingface/tokenizers (its BOS added when its
+post-processor adds one, so that every token of the text is scored).
   --model PATH    checkpoint folder
   --text FILE     text file (a leading byte-order mark is dropped)
   --threads N     onnxruntime threads (default 1)
@@ -47,7 +49,7 @@ export async function perplexityCommand(argv: string[], log: (text: string) => v
     throw new Error(`${values.text}: cannot read (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
   }
   const ck = await loadAnyCheckpoint(values.model);
-  const tok = checkpointTokenizer(ck, values.model);
+  const tok = await checkpointTokenizer(ck, values.model);
   let result;
   try {
     result = await textPerplexity(ck.model, ck.weights, tok, text, { threads });

@@ -10,12 +10,14 @@ export interface GenerateOptions {
   seed: number;
   /** End-of-turn token: generation stops after sampling it. */
   eot: number;
+  /** More stop tokens (a foreign tokenizer's eos and end-of-turn ids), treated as `eot` is. */
+  stopIds?: readonly number[];
   /** Default true. */
   useCache?: boolean;
 }
 
 export interface GeneratedIds {
-  /** Sampled tokens, without the final end-of-turn token. */
+  /** Sampled tokens, without the final end-of-turn (stop) token. */
   ids: number[];
   endedWithEot: boolean;
   /** Tokens sampled, the end-of-turn token included. */
@@ -52,7 +54,7 @@ export async function generateIds(session: DecoderSession, promptIds: readonly n
     const row = out.logits.subarray((seq - 1) * vocab, seq * vocab);
     const next = sampleNext(row, generated, cfg, rng);
     generated.push(next);
-    if (next === options.eot) {
+    if (next === options.eot || options.stopIds?.includes(next)) {
       endedWithEot = true;
       break;
     }

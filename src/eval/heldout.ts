@@ -18,7 +18,7 @@
 // Training keeps its own trimming (encodeChat with maxLength keeps the start).
 import type { Turn } from '../data/types.ts';
 import type { BpeTokenizer } from '../data/tokenizer.ts';
-import { encodeChat } from '../data/chat-format.ts';
+import { asEvalTokenizer, type EvalTokenizer } from './eval-tokenizer.ts';
 import type { ScoringExample } from './scoring.ts';
 
 /** How held-out examples are fitted: `disjoint` or a number of new tokens scored per window. */
@@ -59,15 +59,17 @@ export function strideTokens(stride: Stride, length: number): number {
 }
 
 /**
- * Splits one held-out conversation into scoring windows of at most `length` tokens.
+ * Splits one held-out conversation into scoring windows of at most `length` tokens, encoded by
+ * `tokenizer`'s encodeChat (a BpeTokenizer: our chat format, src/data/chat-format.ts).
  * Shapes: each window's ids.length <= length; the windows' scored positions partition the
  * conversation's answer tokens. Throws (naming nothing but the cause; callers add the record) when
  * the conversation has no answer token to score, or on a bad length or stride.
  */
-export function fitHeldout(tok: BpeTokenizer, turns: Turn[], length: number, stride: Stride): FittedExample {
+export function fitHeldout(tokenizer: BpeTokenizer | EvalTokenizer, turns: Turn[], length: number, stride: Stride): FittedExample {
   if (!Number.isInteger(length) || length < 2) throw new RangeError(`held-out window: expected an integer >= 2 tokens, got ${length}`);
   const step = strideTokens(stride, length);
-  const full = encodeChat(tok, turns);
+  const tok = asEvalTokenizer(tokenizer);
+  const full = tok.encodeChat(turns);
   const n = full.ids.length;
   const targets: number[] = [];
   for (let t = 1; t < n; t++) if (full.lossMask[t] === 1) targets.push(t);

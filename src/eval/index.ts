@@ -7,13 +7,12 @@ import path from 'node:path';
 import { promises as fs } from 'node:fs';
 import { Piscina } from 'piscina';
 import type { ChatRecord, Turn } from '../data/types.ts';
-import { BpeTokenizer } from '../data/tokenizer.ts';
-import { encodePrompt } from '../data/chat-format.ts';
 import { loadAnyCheckpoint } from '../checkpoint/index.ts';
 import { exportOnnx, ONNX_EXPORTER_VERSION } from '../model/onnx-export.ts';
 import type { ModelConfig } from '../model/config.ts';
 import { stableHash } from '../util/hash.ts';
 import { checkpointTokenizer } from './checkpoint-tokenizer.ts';
+import type { EvalTokenizer } from './eval-tokenizer.ts';
 import { writeFileAtomic } from '../util/atomic.ts';
 import { sha256File } from '../util/hash.ts';
 import { deriveSeed } from '../util/rng.ts';
@@ -115,6 +114,8 @@ export interface EvaluationResult {
   perCheckpoint: CheckpointPerplexity[];
   /** How the held-out set fitted the scoring window (the first checkpoint's tokenizer). */
   heldoutCoverage: HeldoutFit;
+  /** Each checkpoint's chat format (EvalTokenizer.description), in epoch order. */
+  chatFormats: Array<{ epoch: number; description: string }>;
   seconds: number;
   /** Results computed by this call (the rest came from earlier runs' files). */
   computed: { perplexity: number; generations: number };
@@ -139,7 +140,8 @@ interface PreparedCheckpoint {
   hash: string;
   model: ModelConfig;
   onnxPath: string;
-  tokenizer: BpeTokenizer;
+  tokenizer: EvalTokenizer;
+  /** tokenizer.key: the tokenizer's (and chat template's) identity in the settings hashes. */
   tokenizerKey: string;
   /** sha256 of the ONNX file's bytes (computed for queued runs only). */
   onnxSha256: string;
@@ -167,8 +169,9 @@ async function prepareCheckpoint(entry: CheckpointEntry, onnxDir: string): Promi
     await exportOnnx(ck.model, ck.weights, onnxPath);
     await writeFileAtomic(metaPath, JSON.stringify(meta, null, 2) + '\n');
   }
-  const tokenizer = checkpointTokenizer(ck, entry.dir);
-  return { epoch: entry.epoch, seedKey: entry.seedKey ?? entry.epoch, hash: ck.hash, model: ck.model, onnxPath, tokenizer, tokenizerKey: ck.tokenizerHash, onnxSha256: '' };
+  const tokenizer = await checkpointTokenizer(ck, entry.dir);
+  if (tokenizer.vocabSize > ck.model.vocab) throw new Error(`checkpoint ${entry.dir}: the tokenizer has ${tokenizer.vocabSize} tokens, the model's vocabulary only ${ck.model.vocab}`);
+  return { epoch: entry.epoch, seedKey: entry.seedKey ?? entry.epoch, hash: ck.hash, model: ck.model, onnxPath, tokenizer, tokenizerKey: tokenizer.key, onnxSha256: '' };
 }
 
 function checkUniqueIds(records: ChatRecord[], what: string): void {
@@ -315,7 +318,7 @@ export async function runEvaluation(opts: EvaluationOptions): Promise<Evaluation
     if (!prompts) {
       prompts = opts.dev.map((r) => {
         try {
-          return encodePrompt(ck.tokenizer, splitDevRecord(r).promptTurns);
+          return ck.tokenizer.encodePrompt(splitDevRecord(r).promptTurns);
         } catch (err) {
           throw new Error(`dev record ${r.id}: ${(err as Error).message}`);
         }
@@ -336,7 +339,8 @@ export async function runEvaluation(opts: EvaluationOptions): Promise<Evaluation
           model: ck.model,
           threads,
           promptIds,
-          eot: ck.tokenizer.special.eot,
+          eot: ck.tokenizer.stopIds[0]!,
+          ...(ck.tokenizer.stopIds.length > 1 ? { stopIds: ck.tokenizer.stopIds.slice(1) } : {}),
           // Seeded by epoch for our own runs (hence the epoch in generationKey), so a rerun from
           // scratch with the same config draws the same samples as before checkpoints had a
           // content hash; by the trainer's step for an imported series (CheckpointEntry.seedKey).
@@ -488,5 +492,6 @@ export async function runEvaluation(opts: EvaluationOptions): Promise<Evaluation
     }
   }
   const heldoutFit = prepared.length > 0 ? pplSettings.get(prepared[0]!.hash)!.fitted.coverage : { ...heldoutCoverage([]), window: 0, stride: 0 };
-  return { perplexity, generations, perCheckpoint, heldoutCoverage: heldoutFit, seconds: (Date.now() - started) / 1000, computed, workers, ...(queueStats ? { queue: queueStats } : {}) };
+  const chatFormats = prepared.map((ck) => ({ epoch: ck.epoch, description: ck.tokenizer.description }));
+  return { perplexity, generations, perCheckpoint, heldoutCoverage: heldoutFit, chatFormats, seconds: (Date.now() - started) / 1000, computed, workers, ...(queueStats ? { queue: queueStats } : {}) };
 }

@@ -26,6 +26,8 @@ export interface GenerationTask extends TaskBase {
   kind: 'generation';
   promptIds: number[];
   eot: number;
+  /** More stop ids (GenerateOptions.stopIds); absent for our own tokenizer, whose only stop is eot. */
+  stopIds?: number[];
   seed: number;
   generation: GenerationConfig;
 }

@@ -1,18 +1,20 @@
 // Perplexity of a plain text under one checkpoint (the `perplexity` command): the text is
-// tokenized whole (no BOS: our models have none), every token after the first is scored once, in
-// windows of the model's context by heldout.ts's window rule (fitText; disjoint by default, as
+// tokenized whole (EvalTokenizer.encodeText: no BOS for our models, which have none; a foreign
+// tokenizer's BOS when its post-processor adds one, so every text token is then scored), every
+// token after the first is scored once, in windows of the model's context by heldout.ts's window rule (fitText; disjoint by default, as
 // lm-evaluation-harness's loglikelihood_rolling), batched and scored with the ONNX graph's
 // token log-probs exactly as held-out scoring does (scoring.ts).
 import type { ModelConfig } from '../model/config.ts';
 import type { NamedWeights } from '../model/weights.ts';
 import { exportOnnxBytes } from '../model/onnx-export.ts';
 import type { BpeTokenizer } from '../data/tokenizer.ts';
+import { asEvalTokenizer, type EvalTokenizer } from './eval-tokenizer.ts';
 import { fitText, type Stride } from './heldout.ts';
 import { DecoderSession } from './session.ts';
 import { planBatches, scoreBatch, summarizeScores, type ScoringExample } from './scoring.ts';
 
 export interface TextPerplexity {
-  /** Tokens scored: all of the text's tokens but the first. */
+  /** Tokens scored: all of the encoded text's tokens but the first (a BOS, when the tokenizer adds one). */
   tokens: number;
   /** Summed negative log-likelihood of the scored tokens, nats. */
   nll: number;
@@ -38,12 +40,13 @@ export interface TextPerplexityOptions {
   batchTokens?: number;
 }
 
-/** Scores `text` under (model, weights) tokenized by `tok`. Throws on text of fewer than 2 tokens. */
-export async function textPerplexity(model: ModelConfig, weights: NamedWeights, tok: BpeTokenizer, text: string, options: TextPerplexityOptions = {}): Promise<TextPerplexity> {
+/** Scores `text` under (model, weights) tokenized by `tokenizer`. Throws on text of fewer than 2 tokens. */
+export async function textPerplexity(model: ModelConfig, weights: NamedWeights, tokenizer: BpeTokenizer | EvalTokenizer, text: string, options: TextPerplexityOptions = {}): Promise<TextPerplexity> {
+  const tok = asEvalTokenizer(tokenizer);
   const window = options.window ?? model.context;
   if (!Number.isInteger(window) || window < 2 || window > model.context) throw new RangeError(`window: expected an integer in 2..${model.context} (the model's context), got ${window}`);
   if (tok.vocabSize > model.vocab) throw new Error(`the tokenizer has ${tok.vocabSize} tokens, the model's vocabulary only ${model.vocab}`);
-  const ids = tok.encode(text);
+  const ids = tok.encodeText(text);
   const windows = fitText(ids, (id) => tok.tokenByteLength(id), window, options.stride ?? 'disjoint');
   const examples: ScoringExample[] = windows.map((w) => ({ id: String(w.window), ids: w.ids, lossMask: w.lossMask, bytes: w.bytes }));
   const session = await DecoderSession.create(exportOnnxBytes(model, weights), model, { threads: options.threads ?? 1 });

@@ -67,6 +67,14 @@ function heldoutCoverageText(m: Metrics): string {
   );
 }
 
+/** The chat format(s) held-out answers were scored and dev prompts generated in, with their epochs when more than one. */
+function chatFormatText(m: Metrics): string {
+  const f = m.chatFormat;
+  if (!f || f.length === 0) return '';
+  if (f.length === 1) return `<p><strong>Chat format:</strong> ${h(f[0]!.description)}.</p>`;
+  return `<p><strong>Chat formats:</strong></p><ul>${f.map((x) => `<li>${h(x.description)} (epochs ${h(x.epochs.join(', '))})</li>`).join('')}</ul>`;
+}
+
 /** How the base was pretrained, when the study pretrained one. */
 function pretrainingText(m: Metrics): string {
   const p = m.pretraining;
@@ -206,6 +214,7 @@ ${m.base ? `<p><strong>Against the base model:</strong> ${h(m.base.summary)}</p>
 ${judgeExtra.length ? `<ul>${judgeExtra.map(([k, v]) => `<li>${h(k)}: <code>${h(valueText(v))}</code></li>`).join('')}</ul>` : ''}
 <p><strong>Data:</strong> ${h(m.data.train)} training pairs, ${h(m.data.heldout)} held-out examples (perplexity), ${h(m.data.dev)} dev examples (quality).</p>
 ${heldoutCoverageText(m)}
+${chatFormatText(m)}
 ${pretrainingText(m)}
 <p><strong>Backend:</strong></p><ul>${backendItems}</ul>
 <p><strong>Run time:</strong> ${h(totalSeconds.toFixed(1))} s in total</p><ul>${durationItems}</ul>

@@ -143,6 +143,20 @@ test('held-out coverage passes from the analysis input to metrics.json and the r
   assert.ok(!/Held-out coverage/.test(renderPage({ title: 't', metrics, drilldown: [], charts: [], svgFiles: {}, bundles: [] })));
 });
 
+test('the chat format passes from the analysis input to metrics.json and the report, escaped', async () => {
+  const { renderPage } = await import('../../src/report/page.ts');
+  const { NATIVE_FORMAT_DESCRIPTION } = await import('../../src/eval/eval-tokenizer.ts');
+  const one = analyze({ ...input, chatFormat: [{ description: NATIVE_FORMAT_DESCRIPTION, epochs: [1, 2, 3] }] });
+  assert.deepEqual(one.chatFormat, [{ description: NATIVE_FORMAT_DESCRIPTION, epochs: [1, 2, 3] }]);
+  const html = renderPage({ title: 't', metrics: one, drilldown: [], charts: [], svgFiles: {}, bundles: [] });
+  assert.match(html, /<strong>Chat format:<\/strong> lima-harness chat format \(&lt;\|role\|&gt; content &lt;\|eot\|&gt; per turn/);
+  assert.ok(!html.includes('<|role|>'), 'the description is escaped');
+  const two = analyze({ ...input, chatFormat: [{ description: 'chat template from tokenizer_config.json (sha256 abc)', epochs: [1] }, { description: 'plain template <x>', epochs: [2, 3] }] });
+  const html2 = renderPage({ title: 't', metrics: two, drilldown: [], charts: [], svgFiles: {}, bundles: [] });
+  assert.match(html2, /<li>plain template &lt;x&gt; \(epochs 2, 3\)<\/li>/);
+  assert.ok(!/Chat format/.test(renderPage({ title: 't', metrics, drilldown: [], charts: [], svgFiles: {}, bundles: [] })));
+});
+
 test('a prompt shortened for the drill-down summary never splits a character', async () => {
   const { renderPage } = await import('../../src/report/page.ts');
   // The cut falls at UTF-16 index 110: inside a surrogate pair (emoji), then inside a ZWJ family
