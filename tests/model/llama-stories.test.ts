@@ -30,7 +30,7 @@ test('stories260K: our graph decodes greedily token for token as llama.cpp, log-
     const prompt = [ref.bos!, ...ref.tokenize(opening)];
     const theirs = await ref.greedy(prompt, 64);
     const ours = await generateIds(session, prompt, { samples: 1, topP: 1, temperature: 0, repetitionPenalty: 1, maxNewTokens: 64 }, { seed: 1, eot: ref.eos ?? -1 });
-    const oursAll = ours.endedWithEot ? [...ours.ids, ref.eos!] : ours.ids;
+    const oursAll: number[] = ours.endedWithEot ? [...ours.ids, ref.eos!] : ours.ids;
     assert.ok(theirs.tokens.length >= 64 || theirs.tokens.at(-1) === ref.eos, 'llama.cpp gave 64 tokens or stopped at EOS');
     assert.deepEqual(oursAll, theirs.tokens, `greedy tokens differ after ${JSON.stringify(opening)}: ours ${JSON.stringify(ref.detokenize(oursAll))}, llama.cpp ${JSON.stringify(theirs.text)}`);
     // Log-probs of the whole sequence: our scoring output against llama.cpp's batched scoring.
