@@ -67,7 +67,7 @@ function globToRegExp(pattern: string): RegExp {
 }
 
 /** The folders a spec names, sorted by name; `where` names the config key in errors. */
-async function seriesFolders(spec: SeriesSpec, where: string): Promise<Array<{ dir: string; explicit: boolean }>> {
+export async function seriesFolders(spec: SeriesSpec, where: string): Promise<Array<{ dir: string; explicit: boolean }>> {
   if (spec.glob !== undefined) {
     const parent = path.dirname(spec.glob);
     const last = path.basename(spec.glob);
@@ -148,11 +148,13 @@ async function placeNative(dir: string): Promise<Omit<SeriesCheckpoint, 'dir' | 
  * checkpoints (config.json or manifest.json) are taken and others skipped; with `glob`, every
  * matching folder must be one. A folder in another format than `format` (unless auto), two
  * folders at one position, or an empty series is an error naming the folder or key (`where`,
- * e.g. "experiments/x.json: checkpoints").
+ * e.g. "experiments/x.json: checkpoints"). `include` (--watch: the folders complete and stable so
+ * far, src/checkpoint/watch.ts) leaves every other folder unread.
  */
-export async function listSeries(spec: SeriesSpec, where: string): Promise<SeriesCheckpoint[]> {
+export async function listSeries(spec: SeriesSpec, where: string, include?: (dir: string) => boolean): Promise<SeriesCheckpoint[]> {
   const out: SeriesCheckpoint[] = [];
   for (const { dir, explicit } of await seriesFolders(spec, where)) {
+    if (include && !include(dir)) continue;
     const format = await folderFormat(dir);
     if (format === undefined) {
       if (explicit) throw new Error(`${dir}: neither a Hugging Face checkpoint (config.json) nor a lima-harness one (manifest.json) (matched by ${where}.glob)`);

@@ -15,7 +15,7 @@ import { groupChatFormats } from '../eval/eval-tokenizer.ts';
 import { runTraining, type TrainRunResult } from '../train/run.ts';
 import { pretrainBase, type PretrainedBase } from '../train/base.ts';
 import { collectPretrainText } from '../data/pretrain-cache.ts';
-import { listCheckpoints, listSeries, loadCheckpoint } from '../checkpoint/index.ts';
+import { listCheckpoints, listSeries, loadCheckpoint, type SeriesCheckpoint } from '../checkpoint/index.ts';
 import { runEvaluation, type CheckpointEntry, type GenerationResult } from '../eval/index.ts';
 import { queueConnection } from '../eval/queue.ts';
 import { evaluateDuringTraining } from '../eval/during-training.ts';
@@ -40,6 +40,16 @@ export interface ExperimentOptions {
   basesDir?: string;
   /** The BullMQ queue's name when config.eval.queue is set (default lima-eval). */
   queueName?: string;
+  /**
+   * With a `checkpoints` section: the checkpoints to study instead of every folder listed
+   * (--watch: those complete so far, src/cli/watch.ts).
+   */
+  series?: SeriesCheckpoint[];
+  /**
+   * Aborted (Ctrl-C under --watch): evaluation stops after the tasks running (their results
+   * stored), and no later stage starts; runExperiment rejects with an error named 'AbortError'.
+   */
+  signal?: AbortSignal;
 }
 
 export interface ExperimentResult {
@@ -160,7 +170,7 @@ export async function runExperiment(options: ExperimentOptions): Promise<Experim
   if (config.checkpoints) {
     const spec = config.checkpoints;
     log(quiet, `stage 2-3/6 checkpoints: ${spec.dir !== undefined ? `the folders in ${spec.dir}` : spec.glob} (format ${spec.format})`);
-    const series = await timed('checkpoints', () => listSeries(spec, 'checkpoints'));
+    const series = options.series ?? (await timed('checkpoints', () => listSeries(spec, 'checkpoints')));
     const formats = [...new Set(series.map((c) => c.format))].sort();
     log(quiet, `checkpoints: ${series.length} (${formats.join(', ')}) at positions ${series.map((c) => c.position).join(', ')}`);
     if (until < STAGES.indexOf('eval')) return { runDir };
@@ -267,8 +277,9 @@ export async function runExperiment(options: ExperimentOptions): Promise<Experim
   const queue = config.eval.queue ? { url: config.eval.queue, name: options.queueName, tasksPerJob: config.eval.queueTasksPerJob } : undefined;
   log(quiet, `stage 4/6 evaluate ${checkpoints.length} checkpoints: perplexity on ${heldout.length} held-out, generations on ${dev.length} dev examples${queue ? ` on the queue at ${queueConnection(queue.url).display}` : ''}`);
   const evaluation = await timed('eval', () =>
-    runEvaluation({ checkpoints, heldout, dev, outDir: path.join(runDir, 'eval'), config: config.eval, seed: config.seed, quiet, queue }),
+    runEvaluation({ checkpoints, heldout, dev, outDir: path.join(runDir, 'eval'), config: config.eval, seed: config.seed, quiet, queue, signal: options.signal }),
   );
+  throwIfAborted(options.signal);
   const fit = evaluation.heldoutCoverage;
   log(
     quiet,
@@ -295,6 +306,7 @@ export async function runExperiment(options: ExperimentOptions): Promise<Experim
     judgments.map((j, i) => JSON.stringify({ ...judgeInputs[i], score: j.score, valid: j.valid, invalidReason: j.invalidReason, reason: j.reason, subscores: j.subscores, raw: j.raw })).join('\n') + '\n',
   );
   if (until < STAGES.indexOf('report')) return { runDir };
+  throwIfAborted(options.signal);
 
   // 5. Analysis and report.
   log(quiet, `stage 6/6 analysis and report -> ${reportDir}`);
@@ -320,6 +332,10 @@ export async function runExperiment(options: ExperimentOptions): Promise<Experim
   const drilldown = buildDrilldown(dev, evaluation.generations, judgments, judgeInputs);
   const written = await timed('report', () => writeReport(reportDir, metrics, drilldown, { title: `lima-harness: ${config.name}` }));
   return { runDir, reportDir, reportHtml: written.html, metricsFile: written.json };
+}
+
+function throwIfAborted(signal: AbortSignal | undefined): void {
+  if (signal?.aborted) throw Object.assign(new Error('interrupted; everything finished so far is reused by the next run'), { name: 'AbortError' });
 }
 
 /** The analysis input's quality rows, judgments[i] judging generations[i]: an invalid judgment's score is null and its reason is kept. */

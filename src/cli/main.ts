@@ -4,6 +4,7 @@
 import { parseArgs } from 'node:util';
 import { applyDataOverrides, loadExperimentConfig, strayArgumentError } from './config.ts';
 import { runExperiment, type Stage } from './experiment.ts';
+import { watchExperiment } from './watch.ts';
 import { dataCommand } from './data-command.ts';
 import { judgeCommand } from './judge-command.ts';
 import { regressCommand } from './regress-command.ts';
@@ -52,6 +53,12 @@ Options:
                      (same results; the password may come from LIMA_QUEUE_PASSWORD instead)
   --queue-name NAME  the queue (default lima-eval; workers must use the same)
   --resume           accepted for clarity: every run resumes what a killed run finished
+  --watch            with a "checkpoints" section: evaluate checkpoints as the trainer writes
+                     them (each once its files are complete and unchanged over two polls),
+                     refreshing the report after each; stops after the trainer's last checkpoint
+                     (trainer_state.json's max_steps) or on Ctrl-C (exit 130; a rerun resumes)
+  --watch-interval S seconds between polls (default 10)
+  --watch-until STEP stop once a checkpoint at this step or later is evaluated
   --quiet            no progress output
   -h, --help         this help
 
@@ -70,6 +77,9 @@ async function experimentCommand(command: 'experiment' | 'train' | 'evaluate', a
       queue: { type: 'string' },
       'queue-name': { type: 'string' },
       resume: { type: 'boolean' },
+      watch: { type: 'boolean' },
+      'watch-interval': { type: 'string' },
+      'watch-until': { type: 'string' },
       quiet: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
@@ -89,7 +99,38 @@ async function experimentCommand(command: 'experiment' | 'train' | 'evaluate', a
   if (values.queue !== undefined) config.eval.queue = validateQueueUrl(values.queue, '--queue');
   const until: Stage = command === 'train' ? 'train' : command === 'evaluate' ? 'eval' : 'report';
   const started = Date.now();
-  const result = await runExperiment({ config, outDir: values.out, runDir: values['run-dir'], until, quiet: values.quiet, queueName: values['queue-name'] });
+  const experiment = { config, outDir: values.out, runDir: values['run-dir'], until, quiet: values.quiet, queueName: values['queue-name'] };
+  if (!values.watch && (values['watch-interval'] !== undefined || values['watch-until'] !== undefined)) {
+    throw new UsageError(`${command}: --watch-interval and --watch-until go with --watch\n\n${EXPERIMENT_USAGE(command)}`);
+  }
+  if (values.watch) {
+    if (command !== 'experiment') throw new UsageError(`${command}: --watch goes with 'experiment' (it refreshes the report)`);
+    if (!config.checkpoints) throw new UsageError(`${values.config}: --watch needs a "checkpoints" section (a checkpoint series written by a trainer)`);
+    const interval = values['watch-interval'] === undefined ? 10 : Number(values['watch-interval']);
+    if (!(Number.isFinite(interval) && interval > 0)) throw new UsageError(`--watch-interval: expected a positive number of seconds, got ${JSON.stringify(values['watch-interval'])}`);
+    const untilStep = values['watch-until'] === undefined ? undefined : Number(values['watch-until']);
+    if (untilStep !== undefined && !(Number.isInteger(untilStep) && untilStep >= 0)) throw new UsageError(`--watch-until: expected a step (a non-negative integer), got ${JSON.stringify(values['watch-until'])}`);
+    // Ctrl-C: stop after the tasks running (their results stored); a second Ctrl-C quits at once.
+    const controller = new AbortController();
+    const onSigint = () => {
+      if (controller.signal.aborted) process.exit(130);
+      process.stderr.write('\n[lima-harness] Ctrl-C: stopping after the work in progress is stored (Ctrl-C again quits at once; a rerun resumes either way)\n');
+      controller.abort();
+    };
+    process.on('SIGINT', onSigint);
+    try {
+      const watched = await watchExperiment(experiment, { intervalSeconds: interval, untilStep, signal: controller.signal });
+      if (watched.result?.reportHtml) {
+        console.log(`report: ${watched.result.reportHtml}`);
+        console.log(`metrics: ${watched.result.metricsFile}`);
+      }
+      console.error(`[lima-harness] watch ${watched.stopped === 'interrupted' ? 'interrupted' : 'finished'} after ${((Date.now() - started) / 1000).toFixed(0)}s: ${watched.evaluated.length} checkpoint(s) evaluated`);
+      return watched.stopped === 'interrupted' ? 130 : 0;
+    } finally {
+      process.off('SIGINT', onSigint);
+    }
+  }
+  const result = await runExperiment(experiment);
   const seconds = ((Date.now() - started) / 1000).toFixed(0);
   if (result.reportHtml) {
     console.log(`report: ${result.reportHtml}`);

@@ -1,7 +1,8 @@
 // Pooled evaluation of every epoch checkpoint: held-out perplexity (batched scoring) and
 // sampled generations on the dev prompts, on onnxruntime-node in a piscina worker pool.
-// Every task of every checkpoint is submitted at once, biggest first, so no worker idles
-// while work remains. Results stream to JSONL as they finish and a rerun skips them.
+// Tasks are submitted checkpoint by checkpoint (biggest first within one), with a bounded
+// number of checkpoints in flight (src/eval/window.ts), so memory stays bounded however long the
+// series. Results stream to JSONL as they finish and a rerun skips them.
 import os from 'node:os';
 import path from 'node:path';
 import { promises as fs } from 'node:fs';
@@ -24,6 +25,7 @@ import { fitPrompt } from './generate.ts';
 import { JsonlStore } from './results.ts';
 import type { EvalTask, EvalTaskResult, GenerationTask, PerplexityTask } from './tasks.ts';
 import { queueConnection, runQueued, type QueueOptions, type QueueStats } from './queue.ts';
+import { checkpointWindow, runWindowed } from './window.ts';
 
 export { defaultEvalConfig, validateEvalConfig, type EvalConfig, type GenerationConfig } from './config.ts';
 
@@ -66,6 +68,11 @@ export interface GenerationResult {
   endedWithEot: boolean;
   newTokens: number;
   settingsHash: string;
+  /**
+   * The number the seeds derived from, stored only when it is not the epoch (an imported
+   * series seeds by the trainer's step): part of the result's identity (generationKey).
+   */
+  seedKey?: number;
 }
 
 export interface CheckpointPerplexity {
@@ -106,6 +113,17 @@ export interface EvaluationOptions {
    * `tasksPerJob` pool tasks of one checkpoint per job. The results are the same either way.
    */
   queue?: QueueOptions & { tasksPerJob: number };
+  /**
+   * Checkpoints in flight at once on the local pool (default checkpointWindow(workers) =
+   * workers + 1; Infinity submits everything at once). Never changes a result.
+   */
+  window?: number;
+  /**
+   * Aborting it (Ctrl-C under --watch) stops the local pool: no further task starts, the tasks
+   * running finish and their results are stored, then runEvaluation rejects with an error named
+   * 'AbortError'. What was stored is reused by the next run.
+   */
+  signal?: AbortSignal;
 }
 
 export interface EvaluationResult {
@@ -200,9 +218,13 @@ function promptText(turns: Turn[]): string {
 const perplexityKey = (r: { checkpointHash: string; exampleId: string; window: number; settingsHash: string }): string =>
   `${r.checkpointHash}|${r.exampleId}|${r.window}|${r.settingsHash}`;
 // The epoch is part of a generation's key because its seed derives from the epoch: two epochs
-// with identical weights (one content hash) draw different samples.
-const generationKey = (r: { checkpointHash: string; epoch: number; exampleId: string; sample: number; settingsHash: string }): string =>
-  `${r.checkpointHash}|${r.epoch}|${r.exampleId}|${r.sample}|${r.settingsHash}`;
+// with identical weights (one content hash) draw different samples. An imported series seeds by
+// the trainer's step (seedKey), stored and keyed only when it differs from the epoch, so the
+// keys of our own runs (seedKey = epoch), and with them their caches, are as they always were.
+const generationKey = (r: { checkpointHash: string; epoch: number; exampleId: string; sample: number; settingsHash: string; seedKey?: number }): string =>
+  `${r.checkpointHash}|${r.epoch}|${r.exampleId}|${r.sample}|${r.settingsHash}${r.seedKey === undefined ? '' : `|seed ${r.seedKey}`}`;
+/** The seedKey field a checkpoint's generations carry: none when it seeds by its epoch. */
+const seedKeyField = (ck: { epoch: number; seedKey: number }): { seedKey?: number } => (ck.seedKey === ck.epoch ? {} : { seedKey: ck.seedKey });
 
 interface PendingTask {
   task: EvalTask;
@@ -212,6 +234,8 @@ interface PendingTask {
   /** The task's identity and its group on a queue (src/eval/queue.ts). */
   key: string;
   shard: string;
+  /** Index of its checkpoint in evaluation order: tasks are submitted checkpoint by checkpoint. */
+  group: number;
   onResult: (result: EvalTaskResult) => Promise<number>;
 }
 
@@ -253,7 +277,7 @@ export async function runEvaluation(opts: EvaluationOptions): Promise<Evaluation
   const injected = (ids: string[], attempt: number): boolean =>
     opts.faultInjection !== undefined && ids.includes(opts.faultInjection.exampleId) && attempt < opts.faultInjection.failAttempts;
 
-  for (const ck of prepared) {
+  for (const [group, ck] of prepared.entries()) {
     const window = Math.min(config.maxLength, ck.model.context);
     let stride: number;
     try {
@@ -299,6 +323,7 @@ export async function runEvaluation(opts: EvaluationOptions): Promise<Evaluation
         exampleIds: ids,
         key: `${ck.hash}|${settingsHash}|${batch.map((e) => e.id).join(',')}`,
         shard,
+        group,
         onResult: async (result) => {
           if (result.kind !== 'perplexity') throw new Error('worker returned a generation result for a perplexity task');
           const fresh = result.scores
@@ -329,8 +354,11 @@ export async function runEvaluation(opts: EvaluationOptions): Promise<Evaluation
       const { promptTurns, reference } = splitDevRecord(record);
       const promptIds = prompts[index]!;
       for (let sample = 0; sample < gen.samples; sample++) {
-        const base = { checkpointHash: ck.hash, epoch: ck.epoch, exampleId: record.id, sample, settingsHash: genSettingsHash };
-        const shard = `${ck.hash}|${ck.epoch}|generation|${genSettingsHash}|${Math.floor((index * gen.samples + sample) / tasksPerJob)}`;
+        const base = { checkpointHash: ck.hash, epoch: ck.epoch, exampleId: record.id, sample, settingsHash: genSettingsHash, ...seedKeyField(ck) };
+        // The seed key names the shard too: a queue job (named by its shard) of another seed key
+        // holds other tasks.
+        const seedTag = base.seedKey === undefined ? '' : `|seed ${base.seedKey}`;
+        const shard = `${ck.hash}|${ck.epoch}${seedTag}|generation|${genSettingsHash}|${Math.floor((index * gen.samples + sample) / tasksPerJob)}`;
         if (genStore.has(generationKey(base))) continue;
         const fitted = fitPrompt(promptIds, gen.maxNewTokens, ck.model.context);
         const task: GenerationTask = {
@@ -354,6 +382,7 @@ export async function runEvaluation(opts: EvaluationOptions): Promise<Evaluation
           exampleIds: [record.id],
           key: generationKey(base),
           shard,
+          group,
           onResult: async (result) => {
             if (result.kind !== 'generation') throw new Error('worker returned a perplexity result for a generation task');
             if (genStore.has(generationKey(base))) return 0; // a duplicate from the queue
@@ -375,8 +404,8 @@ export async function runEvaluation(opts: EvaluationOptions): Promise<Evaluation
     });
   }
 
-  // 3. Run everything at once, biggest first.
-  pending.sort((a, b) => b.cost - a.cost);
+  // 3. Run checkpoint by checkpoint (in evaluation order), biggest task first within each.
+  pending.sort((a, b) => a.group - b.group || b.cost - a.cost);
   const computed = { perplexity: 0, generations: 0 };
   let queueStats: QueueStats | undefined;
   if (pending.length > 0 && opts.queue) {
@@ -446,15 +475,21 @@ export async function runEvaluation(opts: EvaluationOptions): Promise<Evaluation
         return;
       }
     };
+    const groups: PendingTask[][] = prepared.map(() => []);
+    for (const p of pending) groups[p.group]!.push(p);
+    const abort = () => Atomics.store(cancel, 0, 1);
+    opts.signal?.addEventListener('abort', abort);
     try {
-      await Promise.all(pending.map(runOne));
+      await runWindowed(groups, opts.window ?? checkpointWindow(workers), runOne, () => failure !== undefined || opts.signal?.aborted === true);
     } finally {
+      opts.signal?.removeEventListener('abort', abort);
       progress.done();
       await pool.destroy();
       await pplStore.close();
       await genStore.close();
     }
     if (failure) throw failure;
+    if (opts.signal?.aborted) throw Object.assign(new Error('evaluation interrupted; the results stored so far are reused by the next run'), { name: 'AbortError' });
   } else {
     await pplStore.close();
     await genStore.close();
@@ -485,7 +520,7 @@ export async function runEvaluation(opts: EvaluationOptions): Promise<Evaluation
     perCheckpoint.push({ epoch: ck.epoch, checkpointHash: ck.hash, perplexity: summary.perplexity, bitsPerByte: summary.bitsPerByte, tokens: summary.tokens });
     for (const record of opts.dev) {
       for (let sample = 0; sample < gen.samples; sample++) {
-        const row = genStore.get(generationKey({ checkpointHash: ck.hash, epoch: ck.epoch, exampleId: record.id, sample, settingsHash: genSettingsOf(ck.tokenizerKey) }));
+        const row = genStore.get(generationKey({ checkpointHash: ck.hash, epoch: ck.epoch, exampleId: record.id, sample, settingsHash: genSettingsOf(ck.tokenizerKey), ...seedKeyField(ck) }));
         if (!row) throw new Error(`internal: no generation for checkpoint epoch ${ck.epoch}, example ${record.id}, sample ${sample}`);
         generations.push(row);
       }

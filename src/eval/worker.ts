@@ -1,11 +1,16 @@
-// Pool worker: keeps one onnxruntime session per exported checkpoint (a worker sees tasks of
-// every checkpoint, interleaved by size) and runs scoring or generation tasks.
+// Pool worker: keeps an onnxruntime session for the checkpoints it works on and runs scoring or
+// generation tasks. Tasks arrive checkpoint by checkpoint (src/eval/window.ts), so a worker only
+// moves from one checkpoint to the next: a cache of 2 sessions keeps the one it is finishing and
+// the one it is starting (a task of an older checkpoint after that reloads its session: slower,
+// never different). A session holds its model's weights (a ~30M-parameter float32 model:
+// ~120 MB, plus onnxruntime's buffers), so 2 per worker instead of the former 32 bounds a
+// worker's memory however long the series.
 import { DecoderSession } from './session.ts';
 import { scoreBatch } from './scoring.ts';
 import { generateIds } from './generate.ts';
 import type { EvalTask, EvalTaskResult } from './tasks.ts';
 
-const MAX_SESSIONS = 32;
+const MAX_SESSIONS = 2;
 const sessions = new Map<string, Promise<DecoderSession>>();
 
 function getSession(task: EvalTask): Promise<DecoderSession> {

@@ -92,3 +92,45 @@ test('a tokenizer.json the library cannot load is a clear error naming the file'
     /foreign\/tokenizer\.json: @huggingface\/tokenizers cannot load it: Tokenizer must contain a "decoder" property/,
   );
 });
+
+test('the same weights at the same position under another seedKey (the trainer\'s step) get their own generations, cached side by side', async () => {
+  const { writeHfGpt2 } = await import('../../src/checkpoint/index.ts');
+  const tok = makeTokenizer();
+  const model: ModelConfig = { vocab: tok.vocabSize, context: 32, dModel: 16, layers: 1, heads: 2 };
+  const weights = randomWeights(model, 21, 0.3);
+  const dirA = path.join(root, 'seedkey-a');
+  const dirB = path.join(root, 'seedkey-b');
+  await writeHfGpt2(dirA, model, weights, { tokenizer: tok.toJSON() });
+  await writeHfGpt2(dirB, model, weights, { tokenizer: tok.toJSON() });
+  const config: EvalConfig = { ...defaultEvalConfig, maxLength: 32, batchTokens: 128, generation: { ...defaultEvalConfig.generation, samples: 2, maxNewTokens: 8 } };
+  const outDir = path.join(root, 'eval-seedkey');
+  const base = { heldout: makeRecords('held', 3, 1), dev: makeRecords('dev', 3, 2), config, seed: 5, quiet: true, pool: { workers: 1, threads: 1 }, outDir };
+  const generated = 3 * 2;
+  const responses = (r: { generations: Array<{ response: string }> }) => r.generations.map((g) => g.response);
+
+  // One run, two checkpoints of identical weights (one content hash) and different steps.
+  const both = await runEvaluation({ ...base, checkpoints: [{ epoch: 0.5, dir: dirA, seedKey: 100 }, { epoch: 1, dir: dirB, seedKey: 200 }] });
+  assert.equal(both.perCheckpoint[0]!.checkpointHash, both.perCheckpoint[1]!.checkpointHash);
+  assert.equal(both.computed.generations, 2 * generated);
+  assert.deepEqual(both.generations.map((g) => g.seedKey), [...Array(generated).fill(100), ...Array(generated).fill(200)]);
+  assert.notDeepEqual(responses({ generations: both.generations.slice(0, generated) }), responses({ generations: both.generations.slice(generated) }));
+
+  // The same folder at the same position, its seed key changed (say trainer_state.json came
+  // later): the key holds the seed key, so the cached samples of step 100 are not reused.
+  const moved = await runEvaluation({ ...base, checkpoints: [{ epoch: 0.5, dir: dirA, seedKey: 300 }] });
+  assert.equal(moved.computed.perplexity, 0, 'perplexity depends on the weights only: reused');
+  assert.equal(moved.computed.generations, generated, 'no generation of seed key 100 reused for seed key 300');
+  assert.ok(moved.generations.every((g) => g.seedKey === 300 && g.epoch === 0.5));
+  const fresh = await runEvaluation({ ...base, outDir: path.join(root, 'eval-seedkey-fresh'), checkpoints: [{ epoch: 0.5, dir: dirA, seedKey: 300 }] });
+  assert.deepEqual(moved.generations, fresh.generations, 'the samples a fresh run draws for seed key 300');
+  // Both seed keys' samples stay cached: going back recomputes nothing.
+  const back = await runEvaluation({ ...base, checkpoints: [{ epoch: 0.5, dir: dirA, seedKey: 100 }] });
+  assert.deepEqual(back.computed, { perplexity: 0, generations: 0 });
+  assert.deepEqual(back.generations, both.generations.slice(0, generated));
+
+  // seedKey = epoch (our own runs) stores no seedKey: keys and cache lines as before the field existed.
+  const own = await runEvaluation({ ...base, outDir: path.join(root, 'eval-seedkey-own'), checkpoints: [{ epoch: 2, dir: dirA, seedKey: 2 }] });
+  const lines = (await fs.readFile(path.join(root, 'eval-seedkey-own', 'generations.jsonl'), 'utf8')).trim().split('\n');
+  assert.equal(lines.length, generated);
+  assert.ok(lines.every((l) => !('seedKey' in JSON.parse(l))) && own.generations.every((g) => !('seedKey' in g)));
+});

@@ -1,0 +1,119 @@
+// When a checkpoint a trainer is still writing may be read (--watch): its files are complete
+// (what the readers need is there and its JSON parses) and stable (the names, sizes and
+// modification times of every file in the folder unchanged between two polls a few seconds
+// apart). Trainers write checkpoint folders in place, file by file (Hugging Face's Trainer:
+// config.json, the weights, the tokenizer, optimizer.pt, ..., trainer_state.json), so presence
+// alone is not enough: a file being written has a changing size or mtime.
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+
+export interface FolderState {
+  /** Every file the readers need is there and its JSON parses. */
+  complete: boolean;
+  /** What it still waits for when not complete (for the status line), e.g. "config.json". */
+  waitingFor?: string;
+  /** Name, size and mtime of every entry (one level deep): equal on two polls = stable. */
+  signature: string;
+}
+
+const exists = (file: string) => fs.access(file).then(() => true, () => false);
+
+/** Parsed JSON, or undefined while the file is missing or not complete JSON yet. */
+async function readJsonIfComplete(file: string): Promise<unknown> {
+  try {
+    return JSON.parse((await fs.readFile(file, 'utf8')).replace(/^\uFEFF/, ''));
+  } catch {
+    return undefined;
+  }
+}
+
+async function signatureOf(target: string): Promise<string> {
+  const stat = await fs.stat(target);
+  if (!stat.isDirectory()) return `${stat.size}:${stat.mtimeMs}`;
+  const names = (await fs.readdir(target)).sort();
+  const parts: string[] = [];
+  for (const name of names) {
+    try {
+      const s = await fs.stat(path.join(target, name));
+      parts.push(`${name}:${s.isDirectory() ? 'dir' : s.size}:${s.mtimeMs}`);
+    } catch {
+      parts.push(`${name}:gone`); // removed between readdir and stat: changing
+    }
+  }
+  return parts.join('|');
+}
+
+/**
+ * Whether the checkpoint at `target` (a folder, or a single-file checkpoint such as a GGUF file)
+ * has every file its reader needs:
+ * - lima-harness folders: manifest.json (written last; the folder is renamed into place);
+ * - Hugging Face folders: config.json, and model.safetensors or model.safetensors.index.json
+ *   with every shard its weight_map names, and trainer_state.json when `requireTrainerState`
+ *   (set when the series' other checkpoints have one: a Trainer writes it last);
+ * - files: non-empty.
+ * Never throws for a half-written folder; a missing `target` is reported as not complete.
+ */
+export async function folderState(target: string, options: { requireTrainerState?: boolean } = {}): Promise<FolderState> {
+  let signature: string;
+  try {
+    signature = await signatureOf(target);
+  } catch {
+    return { complete: false, waitingFor: 'the folder', signature: 'missing' };
+  }
+  const stat = await fs.stat(target);
+  if (!stat.isDirectory()) return stat.size > 0 ? { complete: true, signature } : { complete: false, waitingFor: 'its bytes', signature };
+  const file = (name: string) => path.join(target, name);
+  const waiting = (what: string): FolderState => ({ complete: false, waitingFor: what, signature });
+  if (await exists(file('manifest.json'))) {
+    return (await readJsonIfComplete(file('manifest.json'))) === undefined ? waiting('manifest.json') : { complete: true, signature };
+  }
+  if ((await readJsonIfComplete(file('config.json'))) === undefined) return waiting('config.json');
+  if (!(await exists(file('model.safetensors')))) {
+    const index = (await readJsonIfComplete(file('model.safetensors.index.json'))) as { weight_map?: Record<string, unknown> } | undefined;
+    if (index === undefined) return waiting('model.safetensors (or model.safetensors.index.json)');
+    const shards = [...new Set(Object.values(index.weight_map ?? {}).filter((v): v is string => typeof v === 'string'))].sort();
+    const missing: string[] = [];
+    for (const shard of shards) if (!(await exists(file(shard)))) missing.push(shard);
+    if (shards.length === 0) return waiting('model.safetensors.index.json with a weight_map');
+    if (missing.length > 0) return waiting(`${missing.length} of ${shards.length} shards (${missing[0]}${missing.length > 1 ? ', ...' : ''})`);
+  }
+  if (options.requireTrainerState && (await readJsonIfComplete(file('trainer_state.json'))) === undefined) return waiting('trainer_state.json');
+  return { complete: true, signature };
+}
+
+/**
+ * Tracks folders over polls: a folder is ready once it was complete with the same signature on
+ * two consecutive observations, and stays ready (its later changes are not followed).
+ */
+export class StabilityTracker {
+  private readonly last = new Map<string, string>();
+  private readonly ready = new Set<string>();
+
+  /** Observes `target` once; returns whether it is ready and, when not, what it waits for. */
+  async observe(target: string, options: { requireTrainerState?: boolean } = {}): Promise<{ ready: boolean; waitingFor?: string }> {
+    if (this.ready.has(target)) return { ready: true };
+    const state = await folderState(target, options);
+    const before = this.last.get(target);
+    this.last.set(target, state.signature);
+    if (!state.complete) return { ready: false, waitingFor: state.waitingFor };
+    if (before !== state.signature) return { ready: false, waitingFor: 'its files to stop changing' };
+    this.ready.add(target);
+    return { ready: true };
+  }
+
+  isReady(target: string): boolean {
+    return this.ready.has(target);
+  }
+}
+
+/** trainer_state.json's `max_steps` (the step of a Trainer's last checkpoint), if the folder has one. */
+export async function trainerMaxSteps(dir: string): Promise<number | undefined> {
+  const state = (await readJsonIfComplete(path.join(dir, 'trainer_state.json'))) as { max_steps?: unknown } | undefined;
+  const max = state?.max_steps;
+  return typeof max === 'number' && Number.isInteger(max) && max > 0 ? max : undefined;
+}
+
+/** Whether a folder of the series has a trainer_state.json (then every HF folder must have one to be complete). */
+export async function hasTrainerState(dir: string): Promise<boolean> {
+  return exists(path.join(dir, 'trainer_state.json'));
+}

@@ -1,0 +1,64 @@
+// --watch's notion of a checkpoint that may be read (src/checkpoint/watch.ts): complete (what the
+// readers need is there, its JSON parses, every shard of a sharded set) and stable (the same
+// names, sizes and mtimes on two polls).
+import { after, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+import { folderState, StabilityTracker, trainerMaxSteps } from '../../src/checkpoint/watch.ts';
+import { tempDir } from '../eval/helpers.ts';
+
+const root = await tempDir('watch-state');
+after(() => fs.rm(root, { recursive: true, force: true }));
+
+test('folderState: an HF folder is complete only with config.json, its weights (every shard) and, when asked, trainer_state.json', async () => {
+  const dir = path.join(root, 'checkpoint-20');
+  assert.deepEqual(await folderState(dir), { complete: false, waitingFor: 'the folder', signature: 'missing' });
+  await fs.mkdir(dir);
+  assert.equal((await folderState(dir)).waitingFor, 'config.json');
+  await fs.writeFile(path.join(dir, 'config.json'), '{"model_type": "gp'); // being written
+  assert.equal((await folderState(dir)).waitingFor, 'config.json');
+  await fs.writeFile(path.join(dir, 'config.json'), '{"model_type": "gpt2"}');
+  assert.match((await folderState(dir)).waitingFor!, /^model\.safetensors/);
+  const weightMap = { a: 'model-00001-of-00002.safetensors', b: 'model-00002-of-00002.safetensors', c: 'model-00002-of-00002.safetensors' };
+  await fs.writeFile(path.join(dir, 'model.safetensors.index.json'), JSON.stringify({ metadata: {}, weight_map: weightMap }));
+  assert.equal((await folderState(dir)).waitingFor, '2 of 2 shards (model-00001-of-00002.safetensors, ...)');
+  await fs.writeFile(path.join(dir, 'model-00001-of-00002.safetensors'), 'x');
+  assert.equal((await folderState(dir)).waitingFor, '1 of 2 shards (model-00002-of-00002.safetensors)');
+  await fs.writeFile(path.join(dir, 'model-00002-of-00002.safetensors'), 'y');
+  assert.equal((await folderState(dir)).complete, true);
+  assert.equal((await folderState(dir, { requireTrainerState: true })).waitingFor, 'trainer_state.json');
+  await fs.writeFile(path.join(dir, 'trainer_state.json'), JSON.stringify({ global_step: 20, max_steps: 60 }));
+  assert.equal((await folderState(dir, { requireTrainerState: true })).complete, true);
+  assert.equal(await trainerMaxSteps(dir), 60);
+  assert.equal(await trainerMaxSteps(root), undefined);
+
+  const native = path.join(root, 'epoch-01');
+  await fs.mkdir(native);
+  await fs.writeFile(path.join(native, 'manifest.json'), '{}');
+  assert.equal((await folderState(native)).complete, true, 'ours: manifest.json, written last');
+  const gguf = path.join(root, 'model.gguf');
+  await fs.writeFile(gguf, '');
+  assert.equal((await folderState(gguf)).complete, false);
+  await fs.writeFile(gguf, 'GGUF');
+  assert.equal((await folderState(gguf)).complete, true);
+});
+
+test('StabilityTracker: ready once complete with the same files on two polls; a file still growing waits', async () => {
+  const dir = path.join(root, 'checkpoint-30');
+  await fs.mkdir(dir);
+  await fs.writeFile(path.join(dir, 'config.json'), '{}');
+  await fs.writeFile(path.join(dir, 'model.safetensors'), 'part');
+  const tracker = new StabilityTracker();
+  assert.deepEqual(await tracker.observe(dir), { ready: false, waitingFor: 'its files to stop changing' }, 'first sight: not yet');
+  await fs.appendFile(path.join(dir, 'model.safetensors'), ' more bytes'); // still being written
+  assert.equal((await tracker.observe(dir)).ready, false);
+  assert.deepEqual(await tracker.observe(dir), { ready: true }, 'unchanged since the last poll');
+  assert.equal(tracker.isReady(dir), true);
+  await fs.appendFile(path.join(dir, 'optimizer.pt'), 'late');
+  assert.deepEqual(await tracker.observe(dir), { ready: true }, 'once ready, it stays ready');
+  const incomplete = path.join(root, 'checkpoint-40');
+  await fs.mkdir(incomplete);
+  await fs.writeFile(path.join(incomplete, 'config.json'), '{}');
+  for (let i = 0; i < 3; i++) assert.equal((await tracker.observe(incomplete)).ready, false, 'stable but incomplete never counts');
+});
