@@ -6,13 +6,15 @@
 // A folder's position is trainer_state.json's `epoch` (fractional when the trainer saved by
 // steps), else its step (`global_step`, else the number in `checkpoint-<step>`). Its generation
 // seeds derive from its step, so they stay when checkpoints are added. Our own folders keep
-// our runs' convention: position and seed key are the manifest's epoch.
+// our runs' convention: position and seed key are the manifest's epoch. GGUF files (one file per
+// checkpoint: epoch-3.gguf, checkpoint-500.gguf, model-step1200.gguf) carry no trainer state:
+// position, step and seed key are the last number in the file name.
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 
-export type SeriesFormat = 'hf' | 'native' | 'auto';
+export type SeriesFormat = 'hf' | 'native' | 'gguf' | 'auto';
 
-/** Where the series is: exactly one of dir (its checkpoint subfolders) or glob (wildcards in the last path component only). */
+/** Where the series is: exactly one of dir (its checkpoint subfolders and .gguf files) or glob (wildcards in the last path component only). */
 export interface SeriesSpec {
   dir?: string;
   glob?: string;
@@ -29,15 +31,16 @@ export interface TrainerLogged {
 }
 
 export interface SeriesCheckpoint {
+  /** The checkpoint's folder, or its file for GGUF. */
   dir: string;
-  format: 'hf' | 'native';
-  /** What analysis calls the epoch: trainer_state.json's epoch, else the step. */
+  format: 'hf' | 'native' | 'gguf';
+  /** What analysis calls the epoch: trainer_state.json's epoch, else the step (GGUF: the last number in the file name). */
   position: number;
   /** The trainer's step (our manifest's step for native folders). */
   step: number;
-  /** The label generation seeds derive from: the step (HF), the epoch (ours, as in our own runs). */
+  /** The label generation seeds derive from: the step (HF, GGUF), the epoch (ours, as in our own runs). */
   seedKey: number;
-  /** Training loss for the analysis' trainLoss column: the trainer's last logged loss (HF), the manifest's (ours); null when none was logged. */
+  /** Training loss for the analysis' trainLoss column: the trainer's last logged loss (HF), the manifest's (ours); null when none was logged (always for GGUF). */
   trainLoss: number | null;
   /** HF folders with a trainer_state.json only. */
   trainer?: TrainerLogged;
@@ -61,12 +64,20 @@ async function folderFormat(dir: string): Promise<'hf' | 'native' | undefined> {
   return undefined;
 }
 
+/** Whether a directory entry's name is a GGUF file's (".gguf", any case). */
+export function isGgufName(name: string): boolean {
+  return name.toLowerCase().endsWith('.gguf');
+}
+
 function globToRegExp(pattern: string): RegExp {
   const escaped = pattern.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '[^/]*').replace(/\?/g, '[^/]');
   return new RegExp(`^${escaped}$`);
 }
 
-/** The folders a spec names, sorted by name; `where` names the config key in errors. */
+/**
+ * The checkpoints a spec names, sorted by name: folders, and .gguf files (a matching or listed
+ * file of another kind is ignored); `where` names the config key in errors.
+ */
 export async function seriesFolders(spec: SeriesSpec, where: string): Promise<Array<{ dir: string; explicit: boolean }>> {
   if (spec.glob !== undefined) {
     const parent = path.dirname(spec.glob);
@@ -82,7 +93,8 @@ export async function seriesFolders(spec: SeriesSpec, where: string): Promise<Ar
     const dirs: Array<{ dir: string; explicit: boolean }> = [];
     for (const name of names.filter((n) => re.test(n)).sort()) {
       const dir = path.join(parent, name);
-      if ((await fs.stat(dir)).isDirectory()) dirs.push({ dir, explicit: true });
+      const stat = await fs.stat(dir);
+      if (stat.isDirectory() || (stat.isFile() && isGgufName(name))) dirs.push({ dir, explicit: true });
     }
     return dirs;
   }
@@ -93,7 +105,11 @@ export async function seriesFolders(spec: SeriesSpec, where: string): Promise<Ar
   } catch (err) {
     throw new Error(`${where}.dir: cannot list ${root} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
   }
-  return entries.filter((e) => e.isDirectory()).map((e) => e.name).sort().map((name) => ({ dir: path.join(root, name), explicit: false }));
+  return entries
+    .filter((e) => e.isDirectory() || (e.isFile() && isGgufName(e.name)))
+    .map((e) => e.name)
+    .sort()
+    .map((name) => ({ dir: path.join(root, name), explicit: false }));
 }
 
 const num = (v: unknown): number | undefined => (typeof v === 'number' && Number.isFinite(v) ? v : undefined);
@@ -135,6 +151,17 @@ async function placeHf(dir: string): Promise<Omit<SeriesCheckpoint, 'dir' | 'for
   return { position: epoch ?? step, step, seedKey: step, trainLoss: loss, trainer: { loss, evalLoss, step } };
 }
 
+/**
+ * Position of a GGUF file: the last run of digits in its name without ".gguf" (epoch-3.gguf -> 3,
+ * checkpoint-500.gguf -> 500, model-step1200.gguf -> 1200), also its step and seed key; undefined
+ * when the name has no digits.
+ */
+export function ggufNumber(file: string): number | undefined {
+  const stem = path.basename(file).replace(/\.gguf$/i, '');
+  const runs = stem.match(/\d+/g);
+  return runs ? Number(runs[runs.length - 1]) : undefined;
+}
+
 async function placeNative(dir: string): Promise<Omit<SeriesCheckpoint, 'dir' | 'format'>> {
   const file = path.join(dir, 'manifest.json');
   const m = (await readJson(file)) as { epoch?: unknown; step?: unknown; trainLoss?: unknown };
@@ -145,16 +172,25 @@ async function placeNative(dir: string): Promise<Omit<SeriesCheckpoint, 'dir' | 
 
 /**
  * The checkpoints of a series, ascending by position. With `dir`, its subfolders that are
- * checkpoints (config.json or manifest.json) are taken and others skipped; with `glob`, every
- * matching folder must be one. A folder in another format than `format` (unless auto), two
- * folders at one position, or an empty series is an error naming the folder or key (`where`,
- * e.g. "experiments/x.json: checkpoints"). `include` (--watch: the folders complete and stable so
- * far, src/checkpoint/watch.ts) leaves every other folder unread.
+ * checkpoints (config.json or manifest.json) and its .gguf files are taken and others skipped;
+ * with `glob`, every matching folder must be one (matching files other than .gguf are ignored).
+ * A checkpoint in another format than `format` (unless auto), two at one position, GGUF files
+ * whose names carry no number (all named), or an empty series is an error naming the folders,
+ * files or key (`where`, e.g. "experiments/x.json: checkpoints"). `include` (--watch: the
+ * checkpoints complete and stable so far, src/checkpoint/watch.ts) leaves every other one unread.
  */
 export async function listSeries(spec: SeriesSpec, where: string, include?: (dir: string) => boolean): Promise<SeriesCheckpoint[]> {
   const out: SeriesCheckpoint[] = [];
+  const unnumbered: string[] = [];
   for (const { dir, explicit } of await seriesFolders(spec, where)) {
     if (include && !include(dir)) continue;
+    if (isGgufName(dir) && (await fs.stat(dir)).isFile()) {
+      if (spec.format !== 'auto' && spec.format !== 'gguf') throw new Error(`${dir}: a GGUF file, but ${where}.format is ${JSON.stringify(spec.format)}`);
+      const n = ggufNumber(dir);
+      if (n === undefined) unnumbered.push(dir);
+      else out.push({ dir, format: 'gguf', position: n, step: n, seedKey: n, trainLoss: null });
+      continue;
+    }
     const format = await folderFormat(dir);
     if (format === undefined) {
       if (explicit) throw new Error(`${dir}: neither a Hugging Face checkpoint (config.json) nor a lima-harness one (manifest.json) (matched by ${where}.glob)`);
@@ -165,11 +201,17 @@ export async function listSeries(spec: SeriesSpec, where: string, include?: (dir
     }
     out.push({ dir, format, ...(format === 'hf' ? await placeHf(dir) : await placeNative(dir)) });
   }
-  if (out.length === 0) throw new Error(`${where}: no checkpoint folders found in ${spec.glob !== undefined ? `glob ${spec.glob}` : `dir ${spec.dir}`}`);
+  if (unnumbered.length > 0) {
+    throw new Error(
+      `${where}: GGUF file name${unnumbered.length > 1 ? 's' : ''} without a number: ${unnumbered.join(', ')}: a GGUF series is placed by the last number in each file name (epoch-3.gguf, checkpoint-500.gguf, model-step1200.gguf)`,
+    );
+  }
+  if (out.length === 0) throw new Error(`${where}: no checkpoints (folders or .gguf files) found in ${spec.glob !== undefined ? `glob ${spec.glob}` : `dir ${spec.dir}`}`);
   out.sort((a, b) => a.position - b.position || a.step - b.step);
   for (let i = 1; i < out.length; i++) {
     if (out[i]!.position === out[i - 1]!.position) {
-      throw new Error(`${out[i - 1]!.dir} and ${out[i]!.dir}: both at position ${out[i]!.position} (epoch from trainer_state.json, else step): a series needs one checkpoint per position`);
+      const rule = out[i]!.format === 'gguf' && out[i - 1]!.format === 'gguf' ? 'the last number in the GGUF file name' : 'epoch from trainer_state.json, else step; GGUF: the last number in the file name';
+      throw new Error(`${out[i - 1]!.dir} and ${out[i]!.dir}: both at position ${out[i]!.position} (${rule}): a series needs one checkpoint per position`);
     }
   }
   return out;

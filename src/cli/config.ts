@@ -148,11 +148,14 @@ export function validateExperimentConfig(raw: unknown, where: string): Experimen
   };
 }
 
-/** `checkpoints`: { "dir": PATH } or { "glob": PATTERN }, and "format": "hf" | "native" | "auto" (default auto). */
+/**
+ * `checkpoints`: { "dir": PATH } or { "glob": PATTERN }, and "format": "hf" | "native" | "gguf" |
+ * "auto" (default auto: each checkpoint's own, folders by their files, .gguf files as GGUF).
+ */
 function validateCheckpointsSection(raw: unknown, where: string): SeriesSpec {
   const obj = expectObject(raw, where, ['dir', 'glob', 'format']);
-  if ((obj.dir === undefined) === (obj.glob === undefined)) throw new ConfigError(`${where}: give exactly one of dir (the run directory) and glob (e.g. "runs/x/checkpoint-*")`);
-  const format = expectString(obj.format ?? 'auto', `${where}.format`, ['hf', 'native', 'auto']) as SeriesSpec['format'];
+  if ((obj.dir === undefined) === (obj.glob === undefined)) throw new ConfigError(`${where}: give exactly one of dir (the run directory) and glob (e.g. "runs/x/checkpoint-*" or "runs/x/*.gguf")`);
+  const format = expectString(obj.format ?? 'auto', `${where}.format`, ['hf', 'native', 'gguf', 'auto']) as SeriesSpec['format'];
   if (obj.dir !== undefined) return { dir: expectString(obj.dir, `${where}.dir`), format };
   const glob = expectString(obj.glob, `${where}.glob`);
   if (/[*?]/.test(glob.split(/[\\/]/).slice(0, -1).join('/'))) throw new ConfigError(`${where}.glob: wildcards (* ?) only in the last path component, got ${JSON.stringify(glob)}`);

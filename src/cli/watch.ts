@@ -7,7 +7,7 @@
 // resumes from its caches, so a rerun picks up where a stopped watch left off.
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { listSeries, type SeriesCheckpoint } from '../checkpoint/index.ts';
+import { isGgufName, listSeries, type SeriesCheckpoint } from '../checkpoint/index.ts';
 import { seriesFolders } from '../checkpoint/series.ts';
 import { hasTrainerState, StabilityTracker, trainerMaxSteps } from '../checkpoint/watch.ts';
 import { runExperiment, type ExperimentOptions, type ExperimentResult } from './experiment.ts';
@@ -99,8 +99,8 @@ export async function watchExperiment(options: ExperimentOptions, watch: WatchOp
       candidates = [];
       for (const { dir, explicit } of await seriesFolders(spec, 'checkpoints')) {
         // As listSeries: with `dir`, folders that are no checkpoint (tensorboard's runs/) are skipped;
-        // a checkpoint-<step> folder being created counts as one on its way.
-        if (explicit || /^checkpoint-\d+$/.test(path.basename(dir)) || (await exists(path.join(dir, 'config.json'))) || (await exists(path.join(dir, 'manifest.json')))) candidates.push(dir);
+        // a checkpoint-<step> folder being created, or a .gguf file being written, counts as one on its way.
+        if (explicit || /^checkpoint-\d+$/.test(path.basename(dir)) || isGgufName(dir) || (await exists(path.join(dir, 'config.json'))) || (await exists(path.join(dir, 'manifest.json')))) candidates.push(dir);
       }
     } catch (err) {
       listError = (err as Error).message; // the run directory may not exist yet

@@ -29,6 +29,15 @@ async function readOptionalJson(file: string): Promise<Record<string, unknown> |
   return value as Record<string, unknown>;
 }
 
+/** The tokenizer_config.json-like object a GGUF checkpoint carries (manifest.extra.tokenizerConfig), or undefined for other formats. */
+function ggufTokenizerConfigOf(ck: { manifest?: { extra?: Record<string, unknown> } }, source: string): Record<string, unknown> | undefined {
+  const extra = ck.manifest?.extra;
+  if (extra?.format !== 'gguf') return undefined;
+  const config = extra.tokenizerConfig;
+  if (config === null || typeof config !== 'object' || Array.isArray(config)) throw new Error(`${source}: GGUF checkpoint without manifest.extra.tokenizerConfig (an object); load it with loadAnyCheckpoint`);
+  return config as Record<string, unknown>;
+}
+
 /**
  * `ck`'s tokenizer and chat format for evaluation (src/eval/eval-tokenizer.ts). A tokenizer this
  * harness wrote (its checkpoints, or `export --format hf`), with no chat template or ours, is
@@ -36,10 +45,19 @@ async function readOptionalJson(file: string): Promise<Record<string, unknown> |
  * ck.tokenizerHash. Any other tokenizer.json (or ours under another chat template) goes through
  * @huggingface/tokenizers with the chat template of `dir`'s tokenizer_config.json (or
  * chat_template.jinja), else the plain template; generation_config.json's eos_token_id adds stop
- * ids. Throws naming the file when one of these files is unreadable or the library cannot load
+ * ids. A GGUF checkpoint (ck.manifest.extra.format "gguf", `dir` the .gguf file) reads nothing
+ * beside the file: its tokenizer config and chat template (tokenizer.chat_template) come from its
+ * metadata, as loadGgufCheckpoint put them in manifest.extra.tokenizerConfig; plain text is
+ * then encoded as llama.cpp does (BOS + text, when tokenizer.ggml.add_bos_token, its default).
+ * Throws naming the file when one of these files is unreadable or the library cannot load
  * the tokenizer.
  */
-export async function checkpointTokenizer(ck: Pick<LoadedCheckpoint, 'tokenizer' | 'tokenizerHash'>, dir: string): Promise<EvalTokenizer> {
+export async function checkpointTokenizer(
+  ck: Pick<LoadedCheckpoint, 'tokenizer' | 'tokenizerHash'> & { manifest?: { extra?: Record<string, unknown> } },
+  dir: string,
+): Promise<EvalTokenizer> {
+  const gguf = ggufTokenizerConfigOf(ck, dir);
+  if (gguf) return foreignEvalTokenizer({ tokenizer: ck.tokenizer, tokenizerHash: ck.tokenizerHash, tokenizerConfig: gguf, source: dir });
   const tokenizerConfig = await readOptionalJson(path.join(dir, 'tokenizer_config.json'));
   const generationConfig = await readOptionalJson(path.join(dir, 'generation_config.json'));
   const chatTemplateFile = await readOptional(path.join(dir, 'chat_template.jinja'));

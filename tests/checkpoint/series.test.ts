@@ -84,7 +84,35 @@ test('errors name the folder or the key', async () => {
   await folder(path.join(root, 'badstate', 'checkpoint-5'), { 'config.json': {}, 'trainer_state.json': { epoch: 'one', global_step: 5 } });
   await assert.rejects(listSeries({ dir: path.join(root, 'badstate'), format: 'auto' }, 'checkpoints'), /checkpoint-5\/trainer_state\.json: epoch: expected a number, got "one"/);
   await fs.mkdir(path.join(root, 'empty', 'logs'), { recursive: true });
-  await assert.rejects(listSeries({ dir: path.join(root, 'empty'), format: 'auto' }, 'checkpoints'), /checkpoints: no checkpoint folders found in dir .*empty/);
+  await assert.rejects(listSeries({ dir: path.join(root, 'empty'), format: 'auto' }, 'checkpoints'), /checkpoints: no checkpoints \(folders or \.gguf files\) found in dir .*empty/);
   await assert.rejects(listSeries({ glob: path.join(root, 'empty', '*'), format: 'auto' }, 'checkpoints'), /empty\/logs: neither a Hugging Face checkpoint .* \(matched by checkpoints\.glob\)/);
   await assert.rejects(listSeries({ dir: path.join(root, 'nowhere'), format: 'auto' }, 'checkpoints'), /checkpoints\.dir: cannot list .*nowhere \(ENOENT\)/);
+});
+
+test('GGUF files: one checkpoint per file, placed, stepped and seeded by the last number in the name; errors name the files', async () => {
+  const run = path.join(root, 'gguf');
+  await fs.mkdir(run, { recursive: true });
+  // Contents are not read to place a file; listSeries only names them.
+  for (const name of ['model-step1200.gguf', 'checkpoint-500.gguf', 'epoch-3.gguf', 'notes.txt']) await fs.writeFile(path.join(run, name), 'x');
+  await fs.mkdir(path.join(run, 'logs'));
+  const expected = [
+    ['gguf', 3, 3, 3, null],
+    ['gguf', 500, 500, 500, null],
+    ['gguf', 1200, 1200, 1200, null],
+  ];
+  for (const spec of [{ dir: run, format: 'auto' as const }, { dir: run, format: 'gguf' as const }, { glob: path.join(run, '*.gguf'), format: 'gguf' as const }]) {
+    const series = await listSeries(spec, 'checkpoints');
+    assert.deepEqual(series.map((c) => [c.format, c.position, c.step, c.seedKey, c.trainLoss]), expected, JSON.stringify(spec));
+    assert.deepEqual(series.map((c) => path.basename(c.dir)), ['epoch-3.gguf', 'checkpoint-500.gguf', 'model-step1200.gguf']);
+  }
+  await assert.rejects(listSeries({ dir: run, format: 'hf' }, 'checkpoints'), /checkpoint-500\.gguf: a GGUF file, but checkpoints\.format is "hf"/);
+
+  const bad = path.join(root, 'gguf-bad');
+  await fs.mkdir(bad, { recursive: true });
+  for (const name of ['final.gguf', 'last.gguf', 'epoch-2.gguf']) await fs.writeFile(path.join(bad, name), 'x');
+  await assert.rejects(listSeries({ dir: bad, format: 'gguf' }, 'cfg.json: checkpoints'), /cfg\.json: checkpoints: GGUF file names without a number: .*final\.gguf, .*last\.gguf: a GGUF series is placed by the last number/);
+  const dup = path.join(root, 'gguf-dup');
+  await fs.mkdir(dup, { recursive: true });
+  for (const name of ['run1-epoch-2.gguf', 'run2-step2.gguf']) await fs.writeFile(path.join(dup, name), 'x');
+  await assert.rejects(listSeries({ glob: path.join(dup, '*.gguf'), format: 'gguf' }, 'checkpoints'), /run1-epoch-2\.gguf and .*run2-step2\.gguf: both at position 2 \(the last number in the GGUF file name\)/);
 });

@@ -164,13 +164,14 @@ test('checkpoints: takes the place of model and train; errors name the key; path
   assert.equal(ok.train, undefined);
   assert.deepEqual(ok.analysis.window, [0.5, 2.5], 'fractional window with a series');
   assert.equal(validateExperimentConfig({ ...series(), checkpoints: { dir: 'runs/x' } }, 'cfg.json').checkpoints!.format, 'auto');
+  assert.deepEqual(validateExperimentConfig({ ...series(), checkpoints: { glob: 'runs/x/*.gguf', format: 'gguf' } }, 'cfg.json').checkpoints, { glob: 'runs/x/*.gguf', format: 'gguf' });
   const cases: Array<[Record<string, unknown>, RegExp]> = [
     [{ ...series(), model: base().model }, /cfg\.json: model: not allowed with checkpoints/],
     [{ ...series(), train: {} }, /cfg\.json: train: not allowed with checkpoints/],
     [{ ...series(), tokenizer: { vocabSize: 512 } }, /cfg\.json: tokenizer: not allowed with checkpoints/],
     [{ ...series(), checkpoints: { dir: 'a', glob: 'b/*' } }, /cfg\.json: checkpoints: give exactly one of dir .* and glob/],
     [{ ...series(), checkpoints: {} }, /cfg\.json: checkpoints: give exactly one of dir/],
-    [{ ...series(), checkpoints: { dir: 'a', format: 'gguf' } }, /cfg\.json: checkpoints\.format: expected one of hf, native, auto, got "gguf"/],
+    [{ ...series(), checkpoints: { dir: 'a', format: 'safetensors' } }, /cfg\.json: checkpoints\.format: expected one of hf, native, gguf, auto, got "safetensors"/],
     [{ ...series(), checkpoints: { dir: 'a', kind: 'hf' } }, /cfg\.json: checkpoints\.kind: unknown key/],
     [{ ...series(), checkpoints: { glob: 'runs/*/checkpoint-*' } }, /cfg\.json: checkpoints\.glob: wildcards \(\* \?\) only in the last path component/],
     [{ ...base(), analysis: { window: [0.5, 2] } }, /cfg\.json: analysis\.window\[0\]: expected an integer/],
