@@ -1,6 +1,7 @@
 // `lima-harness generate --model PATH --prompt TEXT`: the continuation of a prompt under any
-// checkpoint this harness reads (ours or an HF GPT-2 folder, with our tokenizer or its own
-// through @huggingface/tokenizers and its chat template; src/eval/eval-tokenizer.ts), decoded with the
+// checkpoint this harness reads (ours, an HF GPT-2/Llama/Mistral folder or a llama GGUF file, with
+// our tokenizer or its own through @huggingface/tokenizers and its chat template;
+// src/eval/eval-tokenizer.ts), decoded with the
 // evaluation's own code (src/eval/generate.ts: KV cache, repetition penalty, temperature, top-p,
 // one seeded draw per token; temperature 0 = greedy).
 import { parseArgs } from 'node:util';
@@ -14,14 +15,16 @@ import type { GenerationConfig } from '../eval/config.ts';
 const USAGE = `Usage: lima-harness generate --model PATH --prompt TEXT [options]
 
 Prints the continuation of TEXT under the model at PATH: a checkpoint of this harness
-(checkpoints/<run>/epoch-NN) or a Hugging Face GPT-2 folder (config.json, model.safetensors or a
-sharded set, tokenizer.json: this harness's or any other, read with @huggingface/tokenizers).
-The prompt is tokenized as plain text (with the BOS the tokenizer adds, if any; ours adds none),
-or with --chat as one user turn in the checkpoint's chat format (ours; else the chat_template of
-tokenizer_config.json, else a plain Alpaca-style template), so the continuation is the
+(checkpoints/<run>/epoch-NN), a Hugging Face GPT-2, Llama or Mistral folder (config.json,
+model.safetensors or a sharded set, tokenizer.json: this harness's or any other, read with
+@huggingface/tokenizers) or a llama GGUF file (its tokenizer and chat template from its metadata).
+The prompt is tokenized as plain text (with the BOS the tokenizer adds, if any, as llama.cpp
+does; ours adds none), or with --chat as one user turn in the checkpoint's chat format (ours;
+else the chat_template of tokenizer_config.json or the GGUF file, else a plain Alpaca-style
+template), so the continuation is the
 assistant's answer. Generation stops at an end-of-turn or end-of-sequence token or after N new
 tokens; a prompt longer than the context minus the reserved new tokens loses its beginning.
-  --model PATH             checkpoint folder
+  --model PATH             checkpoint folder or .gguf file
   --prompt TEXT            the prompt
   --max-new-tokens N       at most N new tokens (default 64; at most half the context is reserved)
   --temperature T          0 = greedy (default), else sampling at temperature T (<= 100)

@@ -1,5 +1,5 @@
 // `lima-harness perplexity --model PATH --text FILE`: one JSON line with the perplexity of a
-// text file under a checkpoint, ours or a Hugging Face GPT-2 folder with any tokenizer.json
+// text file under a checkpoint, ours, a Hugging Face folder with any tokenizer.json or a GGUF file
 // (src/eval/text-perplexity.ts, src/eval/eval-tokenizer.ts).
 import { promises as fs } from 'node:fs';
 import { parseArgs } from 'node:util';
@@ -11,15 +11,16 @@ import { stripBom } from '../util/text.ts';
 const USAGE = `Usage: lima-harness perplexity --model PATH --text FILE [--threads N]
 
 Prints one JSON line {tokens, nll, perplexity, bitsPerByte, model, file} for the UTF-8 text of
-FILE under the model at PATH: a checkpoint of this harness (checkpoints/<run>/epoch-NN) or a
-Hugging Face GPT-2 folder (config.json, model.safetensors or a sharded set, tokenizer.json).
+FILE under the model at PATH: a checkpoint of this harness (checkpoints/<run>/epoch-NN), a
+Hugging Face GPT-2, Llama or Mistral folder (config.json, model.safetensors or a sharded set,
+tokenizer.json) or a llama GGUF file (tokenizer from its metadata).
 Every token after the first is scored once (nll in nats, summed; perplexity = exp(nll / tokens);
 bitsPerByte = nll / ln 2 / UTF-8 bytes of the scored tokens), in disjoint windows of the model's
 context, each reading the previous window's last token (lm-evaluation-harness's rolling
 loglikelihood). The tokenizer is the checkpoint's own: this harness's byte-level BPE (no BOS
 added), or any other tokenizer.json read with @huggingface/tokenizers (its BOS added when its
 post-processor adds one, so that every token of the text is scored).
-  --model PATH    checkpoint folder
+  --model PATH    checkpoint folder or .gguf file
   --text FILE     text file (a leading byte-order mark is dropped)
   --threads N     onnxruntime threads (default 1)
   -h, --help      this help`;

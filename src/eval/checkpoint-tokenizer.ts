@@ -57,7 +57,7 @@ export async function checkpointTokenizer(
   dir: string,
 ): Promise<EvalTokenizer> {
   const gguf = ggufTokenizerConfigOf(ck, dir);
-  if (gguf) return foreignEvalTokenizer({ tokenizer: ck.tokenizer, tokenizerHash: ck.tokenizerHash, tokenizerConfig: gguf, source: dir });
+  if (gguf) return foreignEvalTokenizer({ tokenizer: ck.tokenizer, tokenizerHash: ck.tokenizerHash, tokenizerConfig: gguf, source: dir, templateFrom: 'the GGUF metadata (tokenizer.chat_template)' });
   const tokenizerConfig = await readOptionalJson(path.join(dir, 'tokenizer_config.json'));
   const generationConfig = await readOptionalJson(path.join(dir, 'generation_config.json'));
   const chatTemplateFile = await readOptional(path.join(dir, 'chat_template.jinja'));

@@ -104,6 +104,8 @@ export interface ForeignTokenizerFiles {
   chatTemplateFile?: string;
   /** The folder, for error messages. */
   source: string;
+  /** Where the chat template came from, for the description, when not a file of `source` (a GGUF file's "tokenizer.chat_template metadata"). */
+  templateFrom?: string;
 }
 
 const ROLES: readonly Role[] = ['system', 'user', 'assistant'];
@@ -185,7 +187,7 @@ export function foreignEvalTokenizer(files: ForeignTokenizerFiles): EvalTokenize
   }
   const found = chatTemplateOf(files.tokenizerConfig, files.chatTemplateFile, source);
   const templateText = found?.text ?? PLAIN_TEMPLATE;
-  const description = found ? `chat template from ${found.from} (sha256 ${stableHash(found.text).slice(0, 12)})` : PLAIN_DESCRIPTION;
+  const description = found ? `chat template from ${files.templateFrom ?? found.from} (sha256 ${stableHash(found.text).slice(0, 12)})` : PLAIN_DESCRIPTION;
   let template: Template;
   try {
     template = new Template(templateText);

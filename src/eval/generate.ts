@@ -14,6 +14,8 @@ export interface GenerateOptions {
   stopIds?: readonly number[];
   /** Default true. */
   useCache?: boolean;
+  /** Also return each sampled token's log-probability under the model (GeneratedIds.logprobs). Default false. */
+  logprobs?: boolean;
 }
 
 export interface GeneratedIds {
@@ -24,6 +26,21 @@ export interface GeneratedIds {
   newTokens: number;
   /** Prompt tokens dropped from the left to fit the model context. */
   promptTrimmed: number;
+  /**
+   * With options.logprobs: log p(token | prompt, earlier tokens) in nats for each sampled token,
+   * the stop token included (length newTokens), from the raw logits of the step that sampled it
+   * (before repetition penalty, temperature and top-p).
+   */
+  logprobs?: number[];
+}
+
+/** log softmax(row)[index], computed in float64. */
+function logSoftmaxAt(row: Float32Array, index: number): number {
+  let max = -Infinity;
+  for (let i = 0; i < row.length; i++) if (row[i]! > max) max = row[i]!;
+  let sum = 0;
+  for (let i = 0; i < row.length; i++) sum += Math.exp(row[i]! - max);
+  return row[index]! - max - Math.log(sum);
 }
 
 /**
@@ -44,6 +61,7 @@ export async function generateIds(session: DecoderSession, promptIds: readonly n
   const rng = mulberry32(options.seed);
   const useCache = options.useCache ?? true;
   const generated: number[] = [];
+  const logprobs: number[] | undefined = options.logprobs ? [] : undefined;
   let endedWithEot = false;
 
   const range = (from: number, to: number): number[] => Array.from({ length: to - from }, (_, i) => from + i);
@@ -54,6 +72,7 @@ export async function generateIds(session: DecoderSession, promptIds: readonly n
     const row = out.logits.subarray((seq - 1) * vocab, seq * vocab);
     const next = sampleNext(row, generated, cfg, rng);
     generated.push(next);
+    logprobs?.push(logSoftmaxAt(row, next));
     if (next === options.eot || options.stopIds?.includes(next)) {
       endedWithEot = true;
       break;
@@ -68,5 +87,5 @@ export async function generateIds(session: DecoderSession, promptIds: readonly n
       out = await session.run([all], [all.map(() => 1)], [range(0, all.length)]);
     }
   }
-  return { ids: endedWithEot ? generated.slice(0, -1) : generated, endedWithEot, newTokens: generated.length, promptTrimmed: promptIds.length - prompt.length };
+  return { ids: endedWithEot ? generated.slice(0, -1) : generated, endedWithEot, newTokens: generated.length, promptTrimmed: promptIds.length - prompt.length, ...(logprobs ? { logprobs } : {}) };
 }

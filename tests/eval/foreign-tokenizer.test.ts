@@ -25,6 +25,8 @@ import { perplexityCommand } from '../../src/cli/perplexity-command.ts';
 import { generateCommand } from '../../src/cli/generate-command.ts';
 import { exportCommand } from '../../src/cli/export-command.ts';
 import { randomWeights, tempDir, writeCheckpoints, makeRecords } from './helpers.ts';
+import { tinyLlamaGguf, TINY_SPM_TOKENS } from '../helpers/gguf-llama.ts';
+import { T } from '../helpers/gguf-writer.ts';
 
 const root = await tempDir('foreign-tok');
 after(() => fs.rm(root, { recursive: true, force: true }));
@@ -287,4 +289,33 @@ test('a pooled evaluation of the foreign folder records its chat format', async 
     { description: res.chatFormats[0]!.description, epochs: [1, 2] },
     { description: 'x', epochs: [3] },
   ]);
+});
+
+test('checkpointTokenizer: a GGUF file takes its tokenizer config and chat template from its metadata, nothing beside the file', async () => {
+  const dir = path.join(root, 'gguf');
+  await fs.mkdir(dir, { recursive: true });
+  // Files beside a GGUF file belong to something else: never read (this one is not even JSON).
+  await fs.writeFile(path.join(dir, 'tokenizer_config.json'), 'not json');
+  const plainFile = path.join(dir, 'plain-1.gguf');
+  await fs.writeFile(plainFile, tinyLlamaGguf(1));
+  const plain = await checkpointTokenizer(await loadAnyCheckpoint(plainFile), plainFile);
+  assert.match(plain.description, /^plain template/);
+  assert.deepEqual(plain.stopIds, [2], '</s> (tokenizer.ggml.eos_token_id)');
+  // Plain text as llama.cpp encodes it: BOS, then "▁the" and byte fallback for what the vocabulary lacks.
+  const ids = plain.encodeText('the É');
+  assert.equal(ids[0], 1, 'BOS first');
+  assert.equal(ids[1], TINY_SPM_TOKENS.indexOf('▁the'));
+  assert.deepEqual(ids.slice(-2), [3 + 0xc3, 3 + 0x89], 'É as its two UTF-8 bytes');
+  assert.equal(plain.decode(ids, { skipSpecial: true }), 'the É');
+  const prompt = plain.encodePrompt([{ role: 'user', content: 'hi' }]);
+  assert.equal(prompt[0], 1);
+  assert.match(plain.decode(prompt, { skipSpecial: true }), /^### Instruction:\nhi\n\n### Response:\n$/);
+
+  const templated = path.join(dir, 'templated-2.gguf');
+  await fs.writeFile(templated, tinyLlamaGguf(2, {}, 0.3, [['tokenizer.chat_template', T.STR, "{% for m in messages %}{{ bos_token + '[' + m.role + '] ' + m.content + eos_token }}{% endfor %}{% if add_generation_prompt %}{{ bos_token + '[assistant] ' }}{% endif %}"]]));
+  const chat = await checkpointTokenizer(await loadAnyCheckpoint(templated), templated);
+  assert.match(chat.description, /^chat template from the GGUF metadata \(tokenizer\.chat_template\)/);
+  const enc = chat.encodeChat([{ role: 'user', content: 'hi' }, { role: 'assistant', content: 'the' }]);
+  assert.equal(chat.decode(enc.ids.filter((_, t) => enc.lossMask[t] === 1)), 'the</s>', 'the answer and the template\'s </s> are scored');
+  assert.notEqual(chat.key, plain.key);
 });

@@ -26,8 +26,11 @@ export interface TinyLlamaShape {
   ffn?: number;
 }
 
-/** GGUF v3 bytes of a random llama (float32 tensors, untied output) seeded by `seed`, weights uniform in [-scale, scale). */
-export function tinyLlamaGguf(seed: number, shape: TinyLlamaShape = {}, scale = 0.3): Uint8Array {
+/**
+ * GGUF v3 bytes of a random llama (float32 tensors, untied output) seeded by `seed`, weights
+ * uniform in [-scale, scale); `extraMeta` appended to the metadata (e.g. tokenizer.chat_template).
+ */
+export function tinyLlamaGguf(seed: number, shape: TinyLlamaShape = {}, scale = 0.3, extraMeta: MetaEntry[] = []): Uint8Array {
   const d = shape.dModel ?? 16, heads = shape.heads ?? 2, kvHeads = shape.kvHeads ?? 1, layers = shape.layers ?? 1, ffn = shape.ffn ?? 24, context = shape.context ?? 64;
   const hd = d / heads;
   const vocab = TINY_SPM_TOKENS.length;
@@ -77,6 +80,7 @@ export function tinyLlamaGguf(seed: number, shape: TinyLlamaShape = {}, scale = 
     ['tokenizer.ggml.bos_token_id', T.U32, 1],
     ['tokenizer.ggml.eos_token_id', T.U32, 2],
     ['tokenizer.ggml.unknown_token_id', T.U32, 0],
+    ...extraMeta,
   ];
   return encodeGguf({ metadata, tensors });
 }
