@@ -12,7 +12,9 @@
 //   bos_token, eos_token, unk_token, pad_token, raise_exception; the rendered text tokenized
 //   without adding special tokens, since templates write their own BOS). With no chat template,
 //   PLAIN_TEMPLATE (Alpaca style), with the tokenizer's BOS prepended when its post-processor or
-//   tokenizer_config.json's add_bos_token says so.
+//   tokenizer_config.json's add_bos_token says so. The whole rendered conversation is tokenized
+//   at once and the tokens after the prompt's are scored; bytes for bits per byte come from the
+//   scored text, not from token strings (see foreignEvalTokenizer).
 import { Tokenizer } from '@huggingface/tokenizers';
 import { Template } from '@huggingface/jinja';
 import type { Role, Turn } from '../data/types.ts';
@@ -20,8 +22,13 @@ import { BpeTokenizer } from '../data/tokenizer.ts';
 import { encodeChat, encodePrompt, type EncodedChat } from '../data/chat-format.ts';
 import { stableHash } from '../util/hash.ts';
 
-/** A conversation encoded for scoring: ids, the loss mask (1 = scored target) and answer bytes. */
-export type EvalEncodedChat = EncodedChat;
+/**
+ * A conversation encoded for scoring: ids, the loss mask (1 = scored target) and answer bytes.
+ * `tokenBytes` (length ids.length, 0 where lossMask is 0), when present, gives the UTF-8 bytes
+ * each scored token stands for, summing to responseBytes; absent (our tokenizer), a token's bytes
+ * are tokenByteLength(id).
+ */
+export type EvalEncodedChat = EncodedChat & { tokenBytes?: number[] };
 
 export interface EvalTokenizer {
   /**
@@ -29,7 +36,10 @@ export interface EvalTokenizer {
    * tokenizer_config.json (sha256 1a2b3c4d5e6f)" or "plain template (...)".
    */
   readonly description: string;
-  /** Stable identity for caches: the tokenizer's content hash (ours) or it plus the template's hash (foreign). */
+  /**
+   * Stable identity for caches: the tokenizer's content hash (ours, unchanged since before this
+   * module), or a hash of it, the template, BOS/EOS, lead and stop ids and FOREIGN_SCORING_RULE (foreign).
+   */
   readonly key: string;
   /** Ids are in 0..vocabSize-1. */
   readonly vocabSize: number;
@@ -38,13 +48,20 @@ export interface EvalTokenizer {
   /**
    * A whole conversation for scoring: ids (length n), lossMask (n, 1 on the answer's tokens and
    * the end-of-turn token when the format has one; position 0 never), responseBytes (UTF-8 bytes
-   * the scored tokens stand for; special tokens count 0), trimmed (always false here).
+   * the scored tokens stand for; special tokens count 0), trimmed (always false here), and for a
+   * foreign tokenizer tokenBytes (per position, see EvalEncodedChat).
    */
   encodeChat(turns: Turn[]): EvalEncodedChat;
   /** The context for generating the next assistant turn (turns end with a user turn), ending with the generation prompt. */
   encodePrompt(turns: Turn[]): number[];
   /** Plain text as the `perplexity` command scores it (with the BOS the tokenizer adds, if any). */
   encodeText(text: string): number[];
+  /**
+   * UTF-8 bytes of `text` each of `ids` (encodeText(text), length n) stands for: n numbers, 0 for
+   * special tokens (BOS), summing to the text's UTF-8 length. Absent (our tokenizer), a token's
+   * bytes are tokenByteLength(id), exact for a byte-level vocabulary.
+   */
+  textTokenBytes?(text: string, ids: readonly number[]): number[];
   decode(ids: readonly number[], options?: { skipSpecial?: boolean }): string;
   /** UTF-8 bytes a token stands for (0 for special tokens). */
   tokenByteLength(id: number): number;
@@ -155,6 +172,13 @@ function isByteLevel(json: unknown): boolean {
 }
 
 /**
+ * Version of foreignEvalTokenizer's scoring rule, part of its cache key: 2 = whole-text
+ * tokenization of prompt + suffix and text-based bytes (1, unnamed: prompt and suffix tokenized
+ * separately, bytes summed from token texts). Our own tokenizer's key does not include it.
+ */
+export const FOREIGN_SCORING_RULE = 2;
+
+/**
  * Any Hugging Face tokenizer.json with its chat template, as an EvalTokenizer.
  *
  * Loss mask of a conversation (encodeChat): only the final assistant turn is scored (earlier
@@ -163,16 +187,44 @@ function isByteLevel(json: unknown): boolean {
  * (add_generation_prompt=false) are rendered; the conversation's text must start with the
  * prompt's text, else an error names the template (some templates rewrite earlier turns). The
  * scored part is the rest (the suffix: the answer, the template's end-of-turn text, and any text
- * the template puts between the generation prompt and the answer). Prompt and suffix are
- * tokenized separately (the suffix without special tokens added) and concatenated: the boundary
- * is a token boundary, as it is when the model generates after the prompt, so the scored tokens
- * are exactly what generation would have to produce. Trailing whitespace after the last stop
- * token of the suffix (ChatML's newline after <|im_end|>) is dropped: generation stops before it.
- * responseBytes sums tokenByteLength over the scored tokens: exactly the answer's UTF-8 bytes
- * for a byte-level tokenizer and a template that writes the answer verbatim followed by a
- * special end-of-turn token; template text in the suffix counts too. For non-byte-level
- * vocabularies token bytes are read from the token's text (SentencePiece's "▁" as a space,
- * "<0xNN>" as one byte, WordPiece's "##" dropped), an approximation.
+ * the template puts between the generation prompt and the answer).
+ *
+ * Tokenization is whole-text: the prompt ids are P = lead + tokens(promptText) (exactly
+ * encodePrompt's ids, which generation continues from) and the conversation's ids are
+ * W = lead + tokens(promptText + suffix), both without special tokens added (lead: the
+ * tokenizer's BOS for the plain template, nothing for a chat template, which writes its own).
+ * When P is a prefix of W (the usual case), the ids are W and the scored tokens are W after P:
+ * exactly the tokens of the whole rendered conversation that a model continuing from the prompt
+ * ids has to produce (in particular a SentencePiece tokenizer's dummy-prefix "▁", which
+ * Metaspace/Prepend adds at the start of each encoded text, is not put in front of the answer,
+ * and a template's space between the prompt and the answer stays in the answer's first token
+ * as in the whole text). When P is not a prefix of W (a token of W straddles the end of the
+ * prompt, e.g. a merge across it, or a generation prompt ending in a space that SentencePiece
+ * joins to the answer's first word), no tokenization of the whole text continues P; then, in
+ * order: (2) when P followed by tokens(suffix) (the suffix tokenized on its own) decodes to the
+ * same text as W, those are the ids: the context is exactly what generation sees and the scored
+ * tokens a tokenization of the suffix (byte-level BPE without add_prefix_space always lands
+ * here); (3) otherwise (tokens(suffix) would add a dummy-prefix "▁", i.e. a space the text does
+ * not have), the ids are W and the scored tokens W after the longest common prefix of P and W
+ * (at least position 1): the context is then shorter than encodePrompt's ids and the scored
+ * tokens also cover the end of the prompt's text, whose bytes (tokenByteLength of P's
+ * remaining tokens) are added to responseBytes. In every case the scored tokens, after the
+ * context, decode to the conversation's text. Trailing whitespace
+ * after the last stop token of the scored tokens (ChatML's newline after <|im_end|>) is dropped:
+ * generation stops before it.
+ *
+ * Bytes: responseBytes is the UTF-8 length of the scored text (the suffix, without that dropped
+ * whitespace) with the special tokens' text removed (they count 0): exactly the answer's bytes
+ * for a template that writes the answer verbatim followed by a special end-of-turn token;
+ * template text in the suffix counts too. tokenBytes spreads it over the scored tokens:
+ * tokenByteLength of each (exact for byte-level vocabularies; for others read from the token's
+ * text: SentencePiece's "▁" as a space, "<0xNN>" as one byte, WordPiece's "##" dropped), any
+ * surplus (a dummy-prefix "▁", an <unk>) taken off the first scored tokens and any shortfall
+ * added to the first non-special one, so the tokens sum to responseBytes. textTokenBytes does
+ * the same for plain text against the text's UTF-8 length.
+ *
+ * Cache key: the tokenizer's hash, the template, BOS/EOS, lead and stop ids, and the version of
+ * this scoring rule (FOREIGN_SCORING_RULE), so results scored under an older rule are not reused.
  *
  * Throws naming `files.source` when the library cannot load tokenizer.json.
  */
@@ -285,10 +337,35 @@ export function foreignEvalTokenizer(files: ForeignTokenizerFiles): EvalTokenize
     bytesCache.set(id, n);
     return n;
   };
+  // Special tokens' text, longest first, to remove from a text before counting its bytes.
+  const specialTexts = [...special].map((id) => addedText.get(id)!).filter((t) => t !== undefined && t !== '').sort((a, b) => b.length - a.length);
+  const textBytesWithoutSpecial = (text: string): number => {
+    let t = text;
+    for (const c of specialTexts) t = t.split(c).join('');
+    return utf8.encode(t).length;
+  };
+  // Per position of `ids`: 0 before `from`, tokenByteLength from `from` on, corrected so the
+  // positions from `from` sum to `total` (surplus off the first tokens, shortfall onto the first
+  // non-special one).
+  const spreadBytes = (ids: readonly number[], from: number, total: number): number[] => {
+    const b = ids.map((id, t) => (t < from ? 0 : tokenByteLength(id)));
+    let surplus = b.reduce((x, y) => x + y, 0) - total;
+    for (let t = from; t < b.length && surplus > 0; t++) {
+      const take = Math.min(b[t]!, surplus);
+      b[t]! -= take;
+      surplus -= take;
+    }
+    if (surplus < 0 && from < b.length) {
+      let t = from;
+      while (t < b.length - 1 && special.has(ids[t]!)) t++;
+      b[t]! -= surplus;
+    }
+    return b;
+  };
 
   return {
     description,
-    key: stableHash({ tokenizer: files.tokenizerHash, template: templateText, lead, stopIds, bos: bos ?? null, eos: eos ?? null }),
+    key: stableHash({ tokenizer: files.tokenizerHash, template: templateText, lead, stopIds, bos: bos ?? null, eos: eos ?? null, scoringRule: FOREIGN_SCORING_RULE }),
     vocabSize,
     stopIds,
     encodeChat(turns) {
@@ -299,20 +376,39 @@ export function foreignEvalTokenizer(files: ForeignTokenizerFiles): EvalTokenize
       }
       const { promptText, suffix } = split(turns);
       const promptIds = [...prefixIds, ...encodeRaw(promptText)];
-      let suffixIds = encodeRaw(suffix);
+      const wholeIds = [...prefixIds, ...encodeRaw(promptText + suffix)];
+      let contextIds = promptIds;
+      let suffixIds: number[];
+      let extraBytes = 0; // bytes of prompt text the scored tokens cover (rule 3 only)
+      if (promptIds.every((id, i) => wholeIds[i] === id)) suffixIds = wholeIds.slice(promptIds.length);
+      else {
+        const alone = encodeRaw(suffix);
+        if (hf.decode([...promptIds, ...alone]) === hf.decode(wholeIds)) suffixIds = alone;
+        else {
+          let k = 0;
+          while (k < promptIds.length && promptIds[k] === wholeIds[k]) k++;
+          k = Math.max(k, Math.min(1, promptIds.length));
+          contextIds = wholeIds.slice(0, k);
+          suffixIds = wholeIds.slice(k);
+          for (const id of promptIds.slice(k)) extraBytes += tokenByteLength(id);
+        }
+      }
+      let scoredText = suffix;
       let lastStop = -1;
       suffixIds.forEach((id, i) => {
         if (stop.has(id)) lastStop = i;
       });
-      if (lastStop >= 0 && lastStop < suffixIds.length - 1 && hf.decode(suffixIds.slice(lastStop + 1)).trim() === '') suffixIds = suffixIds.slice(0, lastStop + 1);
-      const ids = [...promptIds, ...suffixIds];
-      const lossMask = new Uint8Array(ids.length);
-      let responseBytes = 0;
-      for (let t = Math.max(1, promptIds.length); t < ids.length; t++) {
-        lossMask[t] = 1;
-        responseBytes += tokenByteLength(ids[t]!);
+      if (lastStop >= 0 && lastStop < suffixIds.length - 1 && hf.decode(suffixIds.slice(lastStop + 1)).trim() === '') {
+        suffixIds = suffixIds.slice(0, lastStop + 1);
+        scoredText = suffix.trimEnd();
       }
-      return { ids, lossMask, trimmed: false, responseBytes };
+      const ids = [...contextIds, ...suffixIds];
+      const lossMask = new Uint8Array(ids.length);
+      for (let t = Math.max(1, contextIds.length); t < ids.length; t++) lossMask[t] = 1;
+      const tokenBytes = spreadBytes(ids, contextIds.length, textBytesWithoutSpecial(scoredText) + extraBytes);
+      if (contextIds.length === 0 && tokenBytes.length > 0) tokenBytes[0] = 0; // position 0 is never scored
+      const responseBytes = tokenBytes.reduce((x, y) => x + y, 0);
+      return { ids, lossMask, trimmed: false, responseBytes, tokenBytes };
     },
     encodePrompt(turns) {
       checkTurns(turns);
@@ -321,6 +417,7 @@ export function foreignEvalTokenizer(files: ForeignTokenizerFiles): EvalTokenize
       return [...prefixIds, ...encodeRaw(render(turns, true))];
     },
     encodeText: (text) => [...lead, ...encodeRaw(text)],
+    textTokenBytes: (text, ids) => spreadBytes(ids, Math.min(lead.length, ids.length), textBytesWithoutSpecial(text)),
     decode: (ids, options = {}) => (ids.length === 0 ? '' : hf.decode([...ids], { skip_special_tokens: options.skipSpecial ?? false })),
     tokenByteLength,
   };

@@ -93,7 +93,7 @@ export function fitHeldout(tokenizer: BpeTokenizer | EvalTokenizer, turns: Turn[
     for (; k < targets.length && targets[k]! < end; k++) {
       const t = targets[k]!;
       lossMask[t - start] = 1;
-      bytes += tok.tokenByteLength(full.ids[t]!);
+      bytes += full.tokenBytes ? full.tokenBytes[t]! : tok.tokenByteLength(full.ids[t]!);
     }
     windows.push({ window: windows.length, start, ids, lossMask, bytes });
   }
@@ -151,11 +151,12 @@ export function windowExamples(recordId: string, fitted: FittedExample): Array<S
  * Plain text (a whole file's ids) in scoring windows by the same window rule as fitHeldout:
  * every token after the first is scored exactly once; a window reads at most `length` tokens and
  * scores up to `stride` new ones after the first window (disjoint: length - 1, each later window
- * reads only the previous window's last token before its own span). `tokenBytes(id)` gives the
- * UTF-8 bytes a token stands for (each window's `bytes` sums its scored tokens').
+ * reads only the previous window's last token before its own span). `tokenBytes(id, position)`
+ * gives the UTF-8 bytes the token ids[position] stands for (each window's `bytes` sums its scored
+ * tokens').
  * Throws on fewer than 2 ids (nothing to score) or a bad length or stride.
  */
-export function fitText(ids: readonly number[], tokenBytes: (id: number) => number, length: number, stride: Stride): HeldoutWindow[] {
+export function fitText(ids: readonly number[], tokenBytes: (id: number, position: number) => number, length: number, stride: Stride): HeldoutWindow[] {
   if (!Number.isInteger(length) || length < 2) throw new RangeError(`text window: expected an integer >= 2 tokens, got ${length}`);
   const step = strideTokens(stride, length);
   const n = ids.length;
@@ -170,7 +171,7 @@ export function fitText(ids: readonly number[], tokenBytes: (id: number) => numb
     let bytes = 0;
     for (; p < end; p++) {
       lossMask[p - start] = 1;
-      bytes += tokenBytes(ids[p]!);
+      bytes += tokenBytes(ids[p]!, p);
     }
     windows.push({ window: windows.length, start, ids: windowIds, lossMask, bytes });
   }

@@ -20,7 +20,11 @@ export interface TextPerplexity {
   nll: number;
   /** exp(nll / tokens). */
   perplexity: number;
-  /** nll / ln 2 / bytes, where bytes = UTF-8 bytes of the scored tokens (the text's bytes minus the first token's). */
+  /**
+   * nll / ln 2 / bytes, where bytes = UTF-8 bytes of the text the scored tokens stand for: the
+   * whole text's UTF-8 length when the tokenizer adds a BOS (every text token scored), else the
+   * text's bytes minus the first token's (EvalTokenizer.textTokenBytes / tokenByteLength).
+   */
   bitsPerByte: number;
   bytes: number;
   /** Scoring windows used. */
@@ -47,7 +51,10 @@ export async function textPerplexity(model: ModelConfig, weights: NamedWeights, 
   if (!Number.isInteger(window) || window < 2 || window > model.context) throw new RangeError(`window: expected an integer in 2..${model.context} (the model's context), got ${window}`);
   if (tok.vocabSize > model.vocab) throw new Error(`the tokenizer has ${tok.vocabSize} tokens, the model's vocabulary only ${model.vocab}`);
   const ids = tok.encodeText(text);
-  const windows = fitText(ids, (id) => tok.tokenByteLength(id), window, options.stride ?? 'disjoint');
+  // A foreign tokenizer's per-token bytes sum to the text's UTF-8 length (a SentencePiece
+  // dummy-prefix "▁" is not a byte of the text); ours are tokenByteLength, exact.
+  const tokenBytes = tok.textTokenBytes?.(text, ids);
+  const windows = fitText(ids, (id, p) => (tokenBytes ? tokenBytes[p]! : tok.tokenByteLength(id)), window, options.stride ?? 'disjoint');
   const examples: ScoringExample[] = windows.map((w) => ({ id: String(w.window), ids: w.ids, lossMask: w.lossMask, bytes: w.bytes }));
   const session = await DecoderSession.create(exportOnnxBytes(model, weights), model, { threads: options.threads ?? 1 });
   try {

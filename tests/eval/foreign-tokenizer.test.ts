@@ -7,11 +7,17 @@
 // (named, BOS from the post-processor), a folder with no stop token, our own
 // checkpoints unchanged (same ids and masks as encodeChat, same cache key), and the `perplexity`
 // and `generate` commands and a pooled evaluation on an HF GPT-2 folder with that tokenizer.
+// SentencePiece tokenizers (hand-built with a Prepend normalizer or a Metaspace pre-tokenizer
+// under a Llama 2 template, and the real stories260K GGUF under the plain template): the scored
+// ids are the whole rendered conversation's encoding after the prompt's ids (no dummy-prefix
+// "▁" before the answer), a generation prompt ending in a space follows the documented fallback,
+// and bytes are the scored text's (plain text: the text's UTF-8 length).
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { Template } from '@huggingface/jinja';
+import { Tokenizer } from '@huggingface/tokenizers';
 import { BYTE_TO_UNICODE, BpeTokenizer } from '../../src/data/tokenizer.ts';
 import { encodeChat, encodePrompt } from '../../src/data/chat-format.ts';
 import type { Turn } from '../../src/data/types.ts';
@@ -27,6 +33,7 @@ import { exportCommand } from '../../src/cli/export-command.ts';
 import { randomWeights, tempDir, writeCheckpoints, makeRecords } from './helpers.ts';
 import { tinyLlamaGguf, TINY_SPM_TOKENS } from '../helpers/gguf-llama.ts';
 import { T } from '../helpers/gguf-writer.ts';
+import { sharedSkip, STORIES_GGUF } from '../helpers/shared-models.ts';
 
 const root = await tempDir('foreign-tok');
 after(() => fs.rm(root, { recursive: true, force: true }));
@@ -317,5 +324,139 @@ test('checkpointTokenizer: a GGUF file takes its tokenizer config and chat templ
   assert.match(chat.description, /^chat template from the GGUF metadata \(tokenizer\.chat_template\)/);
   const enc = chat.encodeChat([{ role: 'user', content: 'hi' }, { role: 'assistant', content: 'the' }]);
   assert.equal(chat.decode(enc.ids.filter((_, t) => enc.lossMask[t] === 1)), 'the</s>', 'the answer and the template\'s </s> are scored');
+  // Ids, not just text: the generation prompt ends with a space, which SentencePiece joins to the
+  // answer ("▁the"), so the whole text's encoding is scored from where it leaves the prompt's.
+  const hf = new Tokenizer((await loadAnyCheckpoint(templated)).tokenizer as object, {});
+  const whole = hf.encode('<s>[user] hi</s><s>[assistant] the</s>', { add_special_tokens: false }).ids;
+  assert.deepEqual(enc.ids, whole, 'the conversation is the whole rendered text, encoded once');
+  assert.deepEqual(masked(enc.ids, enc.lossMask), [TINY_SPM_TOKENS.indexOf('▁the'), 2]);
+  assert.equal(enc.responseBytes, Buffer.byteLength(' the'), 'the answer and the space before it; </s> counts 0');
   assert.notEqual(chat.key, plain.key);
+});
+
+/**
+ * A SentencePiece-style tokenizer.json as Llama 2's in transformers: normalizer Prepend("▁") +
+ * Replace(" ", "▁") (or, with `metaspace`, a Metaspace pre-tokenizer prepending "▁" to the
+ * first word), BPE with byte fallback over <unk> <s> </s>, the 256 byte tokens, "▁", printable
+ * ASCII and a few merges.
+ */
+function spmTokenizer(metaspace = false): Record<string, unknown> {
+  const pieces = ['<unk>', '<s>', '</s>', ...Array.from({ length: 256 }, (_, i) => `<0x${i.toString(16).toUpperCase().padStart(2, '0')}>`), '▁'];
+  for (let c = 33; c < 127; c++) pieces.push(String.fromCharCode(c));
+  const merges: Array<[string, string]> = [['▁', 't'], ['h', 'e'], ['▁t', 'he'], ['▁', 'c'], ['a', 't'], ['▁c', 'at'], ['I', 'N'], ['S', 'T'], ['IN', 'ST'], ['[', 'INST'], ['[INST', ']'], ['▁', '['], ['▁[', 'INST]'], ['[', '/'], ['[/', 'INST'], ['[/INST', ']'], ['▁', '[/INST]'], ['▁', 'i'], ['▁i', 's']];
+  for (const [a, b] of merges) pieces.push(a + b);
+  const vocab: Record<string, number> = {};
+  pieces.forEach((p, i) => (vocab[p] = i));
+  const added = [0, 1, 2].map((id) => ({ id, content: pieces[id], single_word: false, lstrip: false, rstrip: false, normalized: false, special: true }));
+  const decoders: unknown[] = [{ type: 'Replace', pattern: { String: '▁' }, content: ' ' }, { type: 'ByteFallback' }, { type: 'Fuse' }, { type: 'Strip', content: ' ', start: 1, stop: 0 }];
+  return {
+    version: '1.0',
+    truncation: null,
+    padding: null,
+    added_tokens: added,
+    normalizer: metaspace ? null : { type: 'Sequence', normalizers: [{ type: 'Prepend', prepend: '▁' }, { type: 'Replace', pattern: { String: ' ' }, content: '▁' }] },
+    pre_tokenizer: metaspace ? { type: 'Metaspace', replacement: '▁', prepend_scheme: 'first', split: false } : null,
+    post_processor: null,
+    decoder: { type: 'Sequence', decoders },
+    model: { type: 'BPE', dropout: null, unk_token: '<unk>', continuing_subword_prefix: null, end_of_word_suffix: null, fuse_unk: true, byte_fallback: true, ignore_merges: false, vocab, merges },
+  };
+}
+
+// Llama 2's layout: "<s>[INST] {user} [/INST] {answer} </s>", no generation prompt.
+const LLAMA2 =
+  "{% for message in messages %}{% if message['role'] == 'user' %}{{ bos_token + '[INST] ' + message['content'] + ' [/INST]' }}" +
+  "{% elif message['role'] == 'assistant' %}{{ ' ' + message['content'] + ' ' + eos_token }}{% endif %}{% endfor %}";
+
+for (const metaspace of [false, true]) {
+  test(`SentencePiece (${metaspace ? 'Metaspace pre-tokenizer' : 'Prepend normalizer'}), Llama 2 template: the scored ids are the whole text's encoding after the prompt's`, () => {
+    const json = spmTokenizer(metaspace);
+    const tok = foreignEvalTokenizer({ tokenizer: json, tokenizerHash: 'spm', tokenizerConfig: { chat_template: LLAMA2, bos_token: '<s>', eos_token: '</s>' }, source: 'spm-folder' });
+    const hf = new Tokenizer(json, {});
+    const vocab = (json.model as { vocab: Record<string, number> }).vocab;
+    const turns: Turn[] = [{ role: 'user', content: 'Is the cat there?' }, { role: 'assistant', content: 'the cat is there' }];
+    const full = new Template(LLAMA2).render({ messages: messages(turns), bos_token: '<s>', eos_token: '</s>' });
+    assert.equal(full, '<s>[INST] Is the cat there? [/INST] the cat is there </s>');
+    const whole = hf.encode(full, { add_special_tokens: false }).ids;
+    const prompt = tok.encodePrompt(turns.slice(0, 1));
+    assert.deepEqual(whole.slice(0, prompt.length), prompt, "the prompt's ids begin the whole text's");
+    const enc = tok.encodeChat(turns);
+    assert.deepEqual(enc.ids, whole);
+    const scored = masked(enc.ids, enc.lossMask);
+    assert.deepEqual(scored, whole.slice(prompt.length));
+    // " the cat is there </s>": no lone "▁" from tokenizing the suffix on its own.
+    assert.equal(scored[0], vocab['▁the']);
+    assert.deepEqual(scored.slice(0, 2), [vocab['▁the'], vocab['▁cat']]);
+    assert.equal(scored[scored.length - 1], vocab['</s>']);
+    // The suffix on its own would have started with a dummy-prefix "▁" (the old rule's bug).
+    const alone = hf.encode(' the cat is there </s>', { add_special_tokens: false }).ids;
+    if (!metaspace) assert.equal(alone[0], vocab['▁']);
+    // Bytes: the suffix's text without </s>, spread over the scored tokens.
+    assert.equal(enc.responseBytes, Buffer.byteLength(' the cat is there '));
+    assert.equal(fitHeldout(tok, turns, 64, 'disjoint').windows.reduce((n, w) => n + w.bytes, 0), enc.responseBytes);
+
+    // Plain text: with a BOS every token is scored, and the bytes are the text's.
+    const plain = foreignEvalTokenizer({ tokenizer: json, tokenizerHash: 'spm', tokenizerConfig: { bos_token: '<s>', eos_token: '</s>', add_bos_token: true }, source: 'spm-plain' });
+    const text = 'the cat is there';
+    const ids = plain.encodeText(text);
+    assert.equal(ids[0], vocab['<s>']);
+    assert.equal(ids[1], vocab['▁the'], 'the dummy prefix "▁" is in the first token');
+    const bytes = plain.textTokenBytes!(text, ids);
+    assert.equal(bytes.length, ids.length);
+    assert.equal(bytes[0], 0);
+    assert.equal(bytes[1], 3, '"▁the" stands for "the" here');
+    assert.equal(bytes.reduce((a, b) => a + b, 0), Buffer.byteLength(text));
+  });
+}
+
+test('a generation prompt ending in a space: the whole text from where it leaves the prompt (SentencePiece), the answer alone (byte-level)', () => {
+  // "A: " then the answer: SentencePiece writes the space into the answer's first token.
+  const template = "{% for message in messages %}{% if message['role'] == 'user' %}{{ 'Q: ' + message['content'] + '\n' }}{% else %}{{ 'A: ' + message['content'] + eos_token }}{% endif %}{% endfor %}{% if add_generation_prompt %}{{ 'A: ' }}{% endif %}";
+  const json = spmTokenizer();
+  const vocab = (json.model as { vocab: Record<string, number> }).vocab;
+  const tok = foreignEvalTokenizer({ tokenizer: json, tokenizerHash: 'spm', tokenizerConfig: { chat_template: template, bos_token: '<s>', eos_token: '</s>' }, source: 'spm-space' });
+  const turns: Turn[] = [{ role: 'user', content: 'is it' }, { role: 'assistant', content: 'the cat' }];
+  const whole = new Tokenizer(json, {}).encode('Q: is it\nA: the cat</s>', { add_special_tokens: false }).ids;
+  const prompt = tok.encodePrompt(turns.slice(0, 1));
+  assert.equal(prompt[prompt.length - 1], vocab['▁'], 'the prompt ends with a lone "▁"');
+  const enc = tok.encodeChat(turns);
+  assert.deepEqual(enc.ids, whole);
+  const k = enc.lossMask.indexOf(1);
+  assert.deepEqual(enc.ids.slice(0, k), prompt.slice(0, -1), 'the context is the prompt up to where the whole text leaves it');
+  assert.deepEqual(masked(enc.ids, enc.lossMask), [vocab['▁the'], vocab['▁cat'], vocab['</s>']]);
+  assert.equal(enc.responseBytes, Buffer.byteLength(' the cat'));
+
+  // Byte-level BPE: the answer tokenized alone continues the prompt's ids exactly.
+  const chat = foreignEvalTokenizer({ tokenizer: chatml.json, tokenizerHash: 'x', tokenizerConfig: { ...chatmlConfig, chat_template: template.replace(/eos_token/g, "'<|im_end|>'") }, source: 'bl-space' });
+  const bl = chat.encodeChat(turns);
+  const blPrompt = chat.encodePrompt(turns.slice(0, 1));
+  assert.deepEqual(bl.ids.slice(0, blPrompt.length), blPrompt);
+  assert.equal(bl.lossMask.indexOf(1), blPrompt.length);
+  assert.equal(chat.decode(masked(bl.ids, bl.lossMask)), 'the cat<|im_end|>');
+  assert.equal(bl.responseBytes, Buffer.byteLength('the cat'));
+});
+
+test('stories260K (real GGUF), plain template: the scored ids are the whole text\'s encoding after the prompt\'s', { skip: sharedSkip }, async () => {
+  const ck = await loadAnyCheckpoint(STORIES_GGUF);
+  const tok = await checkpointTokenizer(ck, STORIES_GGUF);
+  assert.match(tok.description, /^plain template/);
+  const hf = new Tokenizer(ck.tokenizer as object, {});
+  const answer = 'Once upon a time, there was a little girl named Lily.';
+  const turns: Turn[] = [{ role: 'user', content: 'Tell me a story.' }, { role: 'assistant', content: answer }];
+  const prompt = tok.encodePrompt(turns.slice(0, 1));
+  assert.equal(prompt[0], 1, 'BOS');
+  const whole = [1, ...hf.encode(`### Instruction:\nTell me a story.\n\n### Response:\n${answer}</s>`, { add_special_tokens: false }).ids];
+  assert.deepEqual(whole.slice(0, prompt.length), prompt);
+  const enc = tok.encodeChat(turns);
+  assert.deepEqual(enc.ids, whole);
+  const scored = masked(enc.ids, enc.lossMask);
+  assert.deepEqual(scored, whole.slice(prompt.length));
+  // After a newline "Once" has no "▁" (the old rule scored "▁Once", the start of a text).
+  assert.notEqual(scored[0], hf.token_to_id('▁Once'));
+  assert.equal(hf.decode(scored), answer + '</s>');
+  assert.equal(enc.responseBytes, Buffer.byteLength(answer));
+  // Plain text: BOS first, every text token scored, bytes the text's.
+  const text = 'Once upon a time, there was a little girl.';
+  const ids = tok.encodeText(text);
+  assert.equal(ids[1], hf.token_to_id('▁Once'));
+  assert.equal(tok.textTokenBytes!(text, ids).reduce((a, b) => a + b, 0), Buffer.byteLength(text));
 });
