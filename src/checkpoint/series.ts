@@ -7,8 +7,8 @@
 // steps), else its step (`global_step`, else the number in `checkpoint-<step>`). Its generation
 // seeds derive from its step, so they stay when checkpoints are added. Our own folders keep
 // our runs' convention: position and seed key are the manifest's epoch. GGUF files (one file per
-// checkpoint: epoch-3.gguf, checkpoint-500.gguf, model-step1200.gguf) carry no trainer state:
-// position, step and seed key are the last number in the file name.
+// checkpoint: epoch-3.gguf, checkpoint-500.gguf, model-step1200-Q8_0.gguf) carry no trainer
+// state: position, step and seed key come from the step or epoch in the file name (ggufPlace).
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 
@@ -34,7 +34,7 @@ export interface SeriesCheckpoint {
   /** The checkpoint's folder, or its file for GGUF. */
   dir: string;
   format: 'hf' | 'native' | 'gguf';
-  /** What analysis calls the epoch: trainer_state.json's epoch, else the step (GGUF: the last number in the file name). */
+  /** What analysis calls the epoch: trainer_state.json's epoch, else the step (GGUF: the epoch, else step in the file name, ggufPlace). */
   position: number;
   /** The trainer's step (our manifest's step for native folders). */
   step: number;
@@ -151,15 +151,56 @@ async function placeHf(dir: string): Promise<Omit<SeriesCheckpoint, 'dir' | 'for
   return { position: epoch ?? step, step, seedKey: step, trainLoss: loss, trainer: { loss, evalLoss, step } };
 }
 
+/** A trailing ggml type token in a GGUF file name: -F16, .Q8_0, _Q4_K_M, -BF16, -IQ2_XXS, any case. */
+const GGML_TYPE_SUFFIX = /[-._](?:BF|F|IQ|Q)\d\w*$/i;
+/** A number named by its meaning: checkpoint-500, step1200, step_3, epoch-2, epoch0.5, ckpt-7. */
+const KEYWORD_NUMBER = /(checkpoint|ckpt|step|epoch)[-_]?(\d+(?:\.\d+)?)/gi;
+const NAMING_HELP = 'name GGUF files by step (checkpoint-500.gguf, model-step1200-Q8_0.gguf) or epoch (epoch-3.gguf, epoch-2-step-500.gguf)';
+
 /**
- * Position of a GGUF file: the last run of digits in its name without ".gguf" (epoch-3.gguf -> 3,
- * checkpoint-500.gguf -> 500, model-step1200.gguf -> 1200), also its step and seed key; undefined
- * when the name has no digits.
+ * Where a GGUF file sits in its series, from its file name (they carry no trainer state):
+ * 1. ".gguf" and a trailing ggml type token (-F16, -Q8_0, .Q4_K_M, -BF16, ...) are dropped;
+ * 2. numbers after "checkpoint", "ckpt", "step" or "epoch" (with "-", "_" or nothing between)
+ *    name the step or the epoch: step-N / checkpoint-N / ckpt-N give position, step and seed key
+ *    N; epoch-E gives position E (may be fractional: epoch-0.5) and, when E is an integer, step
+ *    and seed key E; epoch-E-step-N gives position E, step and seed key N;
+ * 3. otherwise the name's only run of digits is position, step and seed key (model-7.gguf).
+ * Generation seeds derive from the seed key, which depends on this file's name only, so they
+ * stay when files are added. Returns undefined when the name has no number at all; throws naming
+ * the file when it is ambiguous (two runs of digits and no keyword, a keyword twice, both step
+ * and checkpoint), a step is fractional, or an epoch is fractional with no step to seed by
+ * (rounding it would give two checkpoints one seed).
  */
-export function ggufNumber(file: string): number | undefined {
-  const stem = path.basename(file).replace(/\.gguf$/i, '');
-  const runs = stem.match(/\d+/g);
-  return runs ? Number(runs[runs.length - 1]) : undefined;
+export function ggufPlace(file: string): { position: number; step: number; seedKey: number } | undefined {
+  const name = path.basename(file);
+  const stem = name.replace(/\.gguf$/i, '').replace(GGML_TYPE_SUFFIX, '');
+  const found = new Map<string, string>();
+  for (const m of stem.matchAll(KEYWORD_NUMBER)) {
+    const key = m[1]!.toLowerCase() === 'epoch' ? 'epoch' : 'step';
+    if (found.has(key)) throw new Error(`${file}: the file name has two ${key === 'epoch' ? 'epoch' : 'step (step/checkpoint/ckpt)'} numbers (${found.get(key)} and ${m[2]}): ${NAMING_HELP}`);
+    found.set(key, m[2]!);
+  }
+  const stepText = found.get('step');
+  const epochText = found.get('epoch');
+  if (stepText !== undefined && !/^\d+$/.test(stepText)) throw new Error(`${file}: step ${stepText} in the file name is not a whole number: ${NAMING_HELP}`);
+  if (stepText !== undefined) {
+    const step = Number(stepText);
+    return { position: epochText !== undefined ? Number(epochText) : step, step, seedKey: step };
+  }
+  if (epochText !== undefined) {
+    const epoch = Number(epochText);
+    if (!Number.isInteger(epoch)) {
+      throw new Error(`${file}: epoch ${epochText} is fractional and the name has no step to seed generations by (rounding would give two checkpoints one seed): add the step, e.g. epoch-${epochText}-step-500.gguf, or ${NAMING_HELP}`);
+    }
+    return { position: epoch, step: epoch, seedKey: epoch };
+  }
+  const runs = stem.match(/\d+/g) ?? [];
+  if (runs.length === 0) return undefined;
+  if (runs.length > 1) {
+    throw new Error(`${file}: the file name has ${runs.length} numbers (${runs.join(', ')}) and none is marked as the step or epoch: ${NAMING_HELP}`);
+  }
+  const n = Number(runs[0]);
+  return { position: n, step: n, seedKey: n };
 }
 
 async function placeNative(dir: string): Promise<Omit<SeriesCheckpoint, 'dir' | 'format'>> {
@@ -186,9 +227,9 @@ export async function listSeries(spec: SeriesSpec, where: string, include?: (dir
     if (include && !include(dir)) continue;
     if (isGgufName(dir) && (await fs.stat(dir)).isFile()) {
       if (spec.format !== 'auto' && spec.format !== 'gguf') throw new Error(`${dir}: a GGUF file, but ${where}.format is ${JSON.stringify(spec.format)}`);
-      const n = ggufNumber(dir);
-      if (n === undefined) unnumbered.push(dir);
-      else out.push({ dir, format: 'gguf', position: n, step: n, seedKey: n, trainLoss: null });
+      const place = ggufPlace(dir);
+      if (place === undefined) unnumbered.push(dir);
+      else out.push({ dir, format: 'gguf', ...place, trainLoss: null });
       continue;
     }
     const format = await folderFormat(dir);
@@ -203,14 +244,14 @@ export async function listSeries(spec: SeriesSpec, where: string, include?: (dir
   }
   if (unnumbered.length > 0) {
     throw new Error(
-      `${where}: GGUF file name${unnumbered.length > 1 ? 's' : ''} without a number: ${unnumbered.join(', ')}: a GGUF series is placed by the last number in each file name (epoch-3.gguf, checkpoint-500.gguf, model-step1200.gguf)`,
+      `${where}: GGUF file name${unnumbered.length > 1 ? 's' : ''} without a number: ${unnumbered.join(', ')}: a GGUF series is placed by the step or epoch in each file name: ${NAMING_HELP}`,
     );
   }
   if (out.length === 0) throw new Error(`${where}: no checkpoints (folders or .gguf files) found in ${spec.glob !== undefined ? `glob ${spec.glob}` : `dir ${spec.dir}`}`);
   out.sort((a, b) => a.position - b.position || a.step - b.step);
   for (let i = 1; i < out.length; i++) {
     if (out[i]!.position === out[i - 1]!.position) {
-      const rule = out[i]!.format === 'gguf' && out[i - 1]!.format === 'gguf' ? 'the last number in the GGUF file name' : 'epoch from trainer_state.json, else step; GGUF: the last number in the file name';
+      const rule = out[i]!.format === 'gguf' && out[i - 1]!.format === 'gguf' ? 'the step or epoch in the GGUF file name' : 'epoch from trainer_state.json, else step; GGUF: the step or epoch in the file name';
       throw new Error(`${out[i - 1]!.dir} and ${out[i]!.dir}: both at position ${out[i]!.position} (${rule}): a series needs one checkpoint per position`);
     }
   }

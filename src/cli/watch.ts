@@ -5,11 +5,10 @@
 // refreshes after every checkpoint. It stops once a checkpoint at the trainer's last step is
 // evaluated (trainer_state.json's max_steps, or --watch-until STEP), or on Ctrl-C. Every stage
 // resumes from its caches, so a rerun picks up where a stopped watch left off.
-import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { isGgufName, listSeries, type SeriesCheckpoint } from '../checkpoint/index.ts';
 import { seriesFolders } from '../checkpoint/series.ts';
-import { hasTrainerState, StabilityTracker, trainerMaxSteps } from '../checkpoint/watch.ts';
+import { exists, hasTrainerState, isTrainerCheckpointName, StabilityTracker, trainerMaxSteps } from '../checkpoint/watch.ts';
 import { runExperiment, type ExperimentOptions, type ExperimentResult } from './experiment.ts';
 
 export interface WatchOptions {
@@ -66,13 +65,14 @@ function stderrStatus(): { write: (line: string) => void; clear: () => void } {
   };
 }
 
-const exists = (file: string) => fs.access(file).then(() => true, () => false);
 const isAbort = (err: unknown) => (err as Error | undefined)?.name === 'AbortError';
 
 /**
  * Runs the study of `options` (its config must have a `checkpoints` section) over the series as
- * it grows; see the file comment. Errors other than Ctrl-C (a folder that is complete but
- * unreadable, a config error) end the watch by rejecting, naming the file.
+ * it grows; see the file comment. A newly counted checkpoint whose reading fails with an error
+ * naming it is reported and waited for again (until its files change); other errors (a config
+ * error, a series naming error, an earlier checkpoint gone) end the watch by rejecting, naming
+ * the file.
  */
 export async function watchExperiment(options: ExperimentOptions, watch: WatchOptions): Promise<WatchResult> {
   const spec = options.config.checkpoints;
@@ -93,14 +93,13 @@ export async function watchExperiment(options: ExperimentOptions, watch: WatchOp
 
   while (!signal.aborted) {
     // 1. Poll: which folders are checkpoints (or on their way to being one), and which count.
-    let candidates: string[] = [];
+    const candidates: string[] = [];
     let listError: string | undefined;
     try {
-      candidates = [];
       for (const { dir, explicit } of await seriesFolders(spec, 'checkpoints')) {
         // As listSeries: with `dir`, folders that are no checkpoint (tensorboard's runs/) are skipped;
         // a checkpoint-<step> folder being created, or a .gguf file being written, counts as one on its way.
-        if (explicit || /^checkpoint-\d+$/.test(path.basename(dir)) || isGgufName(dir) || (await exists(path.join(dir, 'config.json'))) || (await exists(path.join(dir, 'manifest.json')))) candidates.push(dir);
+        if (explicit || isTrainerCheckpointName(dir) || isGgufName(dir) || (await exists(path.join(dir, 'config.json'))) || (await exists(path.join(dir, 'manifest.json')))) candidates.push(dir);
       }
     } catch (err) {
       listError = (err as Error).message; // the run directory may not exist yet
@@ -120,12 +119,21 @@ export async function watchExperiment(options: ExperimentOptions, watch: WatchOp
       if (next) {
         const series = listed.filter((c) => evaluated.has(c.dir) || c === next);
         log(`${path.basename(next.dir)} (step ${next.step}, position ${next.position}) is complete: evaluating it, then the report over ${series.length} checkpoint${series.length === 1 ? '' : 's'}`);
+        let round: ExperimentResult | undefined;
         try {
-          result = await runExperiment({ ...options, series, signal });
+          round = await runExperiment({ ...options, series, signal });
         } catch (err) {
           if (isAbort(err)) break;
-          throw err;
+          // An error naming the new checkpoint's path (its reader's: a truncated or malformed
+          // file, a tokenizer that does not fit) may be the trainer's doing, caught between two
+          // writes: reported, and the checkpoint read again once its files change. Any other
+          // error (config, data, an earlier checkpoint) cannot resolve itself: the watch ends.
+          if (!(err as Error | undefined)?.message?.includes(next.dir)) throw err;
+          log(`${path.basename(next.dir)} could not be read; it is read again once its files change: ${(err as Error).message}`);
+          await tracker.failed(next.dir);
         }
+        if (round === undefined) continue;
+        result = round;
         evaluated.set(next.dir, next);
         if (result.reportHtml) log(`report refreshed (${series.length} checkpoint${series.length === 1 ? '' : 's'}): ${result.reportHtml}`);
         if (watch.untilStep === undefined) {

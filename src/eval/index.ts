@@ -9,6 +9,7 @@ import { promises as fs } from 'node:fs';
 import { Piscina } from 'piscina';
 import type { ChatRecord, Turn } from '../data/types.ts';
 import { loadAnyCheckpoint } from '../checkpoint/index.ts';
+import { cachedCheckpointSummary, checkpointSignature, rememberCheckpointSummary, type CheckpointSummary } from '../checkpoint/load-cache.ts';
 import { exportOnnx, ONNX_EXPORTER_VERSION } from '../model/onnx-export.ts';
 import type { ModelConfig } from '../model/config.ts';
 import { stableHash } from '../util/hash.ts';
@@ -168,24 +169,33 @@ interface PreparedCheckpoint {
 /**
  * Exports outDir/onnx/<epoch>.onnx unless one made from the same checkpoint (same weights
  * content hash) by this exporter exists. The checkpoint is read in whatever format it is in
- * (loadAnyCheckpoint); the hash is the same for the same weights in either format.
+ * (loadAnyCheckpoint); the hash is the same for the same weights in either format. A checkpoint
+ * this process loaded before, with its files unchanged since, is not read again when its export
+ * is reusable (src/checkpoint/load-cache.ts: --watch rounds).
  */
 async function prepareCheckpoint(entry: CheckpointEntry, onnxDir: string): Promise<PreparedCheckpoint> {
-  const ck = await loadAnyCheckpoint(entry.dir);
   const onnxPath = path.join(onnxDir, `${entry.epoch}.onnx`);
   const metaPath = path.join(onnxDir, `${entry.epoch}.json`);
-  const meta = { checkpointHash: ck.hash, exporterVersion: ONNX_EXPORTER_VERSION, checkpointDir: entry.dir };
-  let reuse = false;
-  try {
-    const existing = JSON.parse(await fs.readFile(metaPath, 'utf8')) as typeof meta;
-    await fs.access(onnxPath);
-    reuse = existing.checkpointHash === ck.hash && existing.exporterVersion === ONNX_EXPORTER_VERSION;
-  } catch {
-    reuse = false;
-  }
-  if (!reuse) {
-    await exportOnnx(ck.model, ck.weights, onnxPath);
-    await writeFileAtomic(metaPath, JSON.stringify(meta, null, 2) + '\n');
+  const reusable = async (hash: string): Promise<boolean> => {
+    try {
+      const existing = JSON.parse(await fs.readFile(metaPath, 'utf8')) as { checkpointHash?: string; exporterVersion?: unknown };
+      await fs.access(onnxPath);
+      return existing.checkpointHash === hash && existing.exporterVersion === ONNX_EXPORTER_VERSION;
+    } catch {
+      return false;
+    }
+  };
+  let ck: CheckpointSummary | undefined = await cachedCheckpointSummary(entry.dir);
+  if (!ck || !(await reusable(ck.hash))) {
+    const before = await checkpointSignature(entry.dir);
+    const loaded = await loadAnyCheckpoint(entry.dir);
+    await rememberCheckpointSummary(entry.dir, before, loaded);
+    ck = loaded;
+    if (!(await reusable(loaded.hash))) {
+      await exportOnnx(loaded.model, loaded.weights, onnxPath);
+      const meta = { checkpointHash: loaded.hash, exporterVersion: ONNX_EXPORTER_VERSION, checkpointDir: entry.dir };
+      await writeFileAtomic(metaPath, JSON.stringify(meta, null, 2) + '\n');
+    }
   }
   const tokenizer = await checkpointTokenizer(ck, entry.dir);
   if (tokenizer.vocabSize > ck.model.vocab) throw new Error(`checkpoint ${entry.dir}: the tokenizer has ${tokenizer.vocabSize} tokens, the model's vocabulary only ${ck.model.vocab}`);

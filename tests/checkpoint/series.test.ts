@@ -5,7 +5,7 @@ import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { listSeries } from '../../src/checkpoint/index.ts';
+import { ggufPlace, listSeries } from '../../src/checkpoint/index.ts';
 import { tempDir } from '../eval/helpers.ts';
 
 const root = await tempDir('series');
@@ -89,7 +89,7 @@ test('errors name the folder or the key', async () => {
   await assert.rejects(listSeries({ dir: path.join(root, 'nowhere'), format: 'auto' }, 'checkpoints'), /checkpoints\.dir: cannot list .*nowhere \(ENOENT\)/);
 });
 
-test('GGUF files: one checkpoint per file, placed, stepped and seeded by the last number in the name; errors name the files', async () => {
+test('GGUF files: one checkpoint per file, placed, stepped and seeded by the step or epoch in the name; errors name the files', async () => {
   const run = path.join(root, 'gguf');
   await fs.mkdir(run, { recursive: true });
   // Contents are not read to place a file; listSeries only names them.
@@ -110,9 +110,56 @@ test('GGUF files: one checkpoint per file, placed, stepped and seeded by the las
   const bad = path.join(root, 'gguf-bad');
   await fs.mkdir(bad, { recursive: true });
   for (const name of ['final.gguf', 'last.gguf', 'epoch-2.gguf']) await fs.writeFile(path.join(bad, name), 'x');
-  await assert.rejects(listSeries({ dir: bad, format: 'gguf' }, 'cfg.json: checkpoints'), /cfg\.json: checkpoints: GGUF file names without a number: .*final\.gguf, .*last\.gguf: a GGUF series is placed by the last number/);
+  await assert.rejects(listSeries({ dir: bad, format: 'gguf' }, 'cfg.json: checkpoints'), /cfg\.json: checkpoints: GGUF file names without a number: .*final\.gguf, .*last\.gguf: a GGUF series is placed by the step or epoch in each file name: name GGUF files by step/);
   const dup = path.join(root, 'gguf-dup');
   await fs.mkdir(dup, { recursive: true });
   for (const name of ['run1-epoch-2.gguf', 'run2-step2.gguf']) await fs.writeFile(path.join(dup, name), 'x');
-  await assert.rejects(listSeries({ glob: path.join(dup, '*.gguf'), format: 'gguf' }, 'checkpoints'), /run1-epoch-2\.gguf and .*run2-step2\.gguf: both at position 2 \(the last number in the GGUF file name\)/);
+  await assert.rejects(listSeries({ glob: path.join(dup, '*.gguf'), format: 'gguf' }, 'checkpoints'), /run1-epoch-2\.gguf and .*run2-step2\.gguf: both at position 2 \(the step or epoch in the GGUF file name\)/);
+});
+
+test('ggufPlace: a trailing ggml type is ignored, step/checkpoint/epoch numbers win, one bare number counts, anything ambiguous is an error naming the file', () => {
+  // [file name, position, step, seed key]
+  const table: Array<[string, number, number, number]> = [
+    ['epoch-0.5-step-500.gguf', 0.5, 500, 500],
+    ['epoch-1.0.gguf', 1, 1, 1],
+    ['epoch-3.gguf', 3, 3, 3],
+    ['epoch_12.gguf', 12, 12, 12],
+    ['run-step100-F16.gguf', 100, 100, 100],
+    ['run-step200-Q8_0.gguf', 200, 200, 200],
+    ['run-step300.Q4_K_M.gguf', 300, 300, 300],
+    ['run-step400_bf16.GGUF', 400, 400, 400],
+    ['run-step500-IQ2_XXS.gguf', 500, 500, 500],
+    ['llama-7b-step1200-f32.gguf', 1200, 1200, 1200],
+    ['checkpoint-500.gguf', 500, 500, 500],
+    ['ckpt_42-Q8_0.gguf', 42, 42, 42],
+    ['model-step1200.gguf', 1200, 1200, 1200],
+    ['Step7.gguf', 7, 7, 7],
+    ['epoch2-checkpoint-1500.gguf', 2, 1500, 1500],
+    ['model-7.gguf', 7, 7, 7],
+    ['model-7-Q8_0.gguf', 7, 7, 7],
+    ['/runs/x/0042.gguf', 42, 42, 42],
+  ];
+  for (const [name, position, step, seedKey] of table) assert.deepEqual(ggufPlace(name), { position, step, seedKey }, name);
+  assert.equal(ggufPlace('final.gguf'), undefined, 'no number');
+  assert.equal(ggufPlace('final-F16.gguf'), undefined, 'the type token is no number');
+  const errors: Array<[string, RegExp]> = [
+    ['epoch-0.5.gguf', /epoch-0\.5\.gguf: epoch 0\.5 is fractional and the name has no step to seed generations by .*epoch-0\.5-step-500\.gguf/],
+    ['llama-7b-100.gguf', /llama-7b-100\.gguf: the file name has 2 numbers \(7, 100\) and none is marked as the step or epoch: name GGUF files by step/],
+    ['run2-v3.gguf', /run2-v3\.gguf: the file name has 2 numbers/],
+    ['step-1-step-2.gguf', /step-1-step-2\.gguf: the file name has two step \(step\/checkpoint\/ckpt\) numbers \(1 and 2\)/],
+    ['checkpoint-5-step-6.gguf', /two step .*\(5 and 6\)/],
+    ['epoch-1-epoch-2.gguf', /two epoch numbers \(1 and 2\)/],
+    ['step-1.5.gguf', /step-1\.5\.gguf: step 1\.5 in the file name is not a whole number/],
+  ];
+  for (const [name, message] of errors) assert.throws(() => ggufPlace(name), message, name);
+});
+
+test('GGUF series: a fractional epoch without a step fails listSeries naming the file; epoch names sort by their value, not their digits', async () => {
+  const run = path.join(root, 'gguf-epochs');
+  await fs.mkdir(run, { recursive: true });
+  for (const name of ['epoch-1.0-step-200.gguf', 'epoch-0.5-step-100.gguf', 'epoch-1.5-step-300.gguf']) await fs.writeFile(path.join(run, name), 'x');
+  const series = await listSeries({ dir: run, format: 'gguf' }, 'checkpoints');
+  assert.deepEqual(series.map((c) => [c.position, c.step, c.seedKey]), [[0.5, 100, 100], [1, 200, 200], [1.5, 300, 300]]);
+  await fs.writeFile(path.join(run, 'epoch-2.5.gguf'), 'x');
+  await assert.rejects(listSeries({ dir: run, format: 'gguf' }, 'checkpoints'), /epoch-2\.5\.gguf: epoch 2\.5 is fractional/);
 });

@@ -1,7 +1,8 @@
 // `experiment --watch` on a series a "trainer" (this test) is still writing: checkpoints are
 // evaluated as they land, a half-written one (a sharded set with a shard missing) is not read
 // until complete, the report refreshes after each, and the watch stops at trainer_state.json's
-// max_steps. Ctrl-C exits 130 and a rerun resumes from the caches (--watch-until).
+// max_steps. Ctrl-C exits 130 and a rerun resumes from the caches (--watch-until). A GGUF file
+// counted complete that still fails to load is reported, and read again once it changes.
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { promises as fs } from 'node:fs';
@@ -11,6 +12,8 @@ import { writeHfGpt2 } from '../../src/checkpoint/index.ts';
 import { readSafetensorsDir, writeSafetensorsSharded } from '../../src/checkpoint/safetensors.ts';
 import type { ModelConfig } from '../../src/model/config.ts';
 import { makeTokenizer, randomWeights, tempDir } from '../eval/helpers.ts';
+import { tinyLlamaGguf } from '../helpers/gguf-llama.ts';
+import { encodeGguf, T } from '../helpers/gguf-writer.ts';
 
 const root = path.resolve(import.meta.dirname, '../..');
 const cli = path.join(root, 'bin/lima-harness.mjs');
@@ -130,4 +133,23 @@ test('Ctrl-C ends a watch with exit code 130; a rerun resumes from the caches an
   assert.match(again.stderr(), /stopping: a checkpoint at step 10 \(--watch-until\) is evaluated/);
   assert.equal(await fs.readFile(generations, 'utf8'), before, 'nothing generated again');
   assert.deepEqual(await epochsIn('interrupted')(), [1]);
+});
+
+test('--watch: a counted GGUF file that still fails to load is reported and read again once it changes; the watch goes on', async () => {
+  const runDir = path.join(dir, 'run-gguf');
+  await fs.mkdir(runDir, { recursive: true });
+  await fs.writeFile(path.join(runDir, 'step-10.gguf'), tinyLlamaGguf(10));
+  // Whole by its header (no tensors), stable, but no llama: its reader fails naming it.
+  await fs.writeFile(path.join(runDir, 'step-20.gguf'), encodeGguf({ metadata: [['general.architecture', T.STR, 'llama']], tensors: [] }));
+  const cfg = { ...config('gguf-retry', runDir), checkpoints: { glob: path.join(runDir, '*.gguf'), format: 'gguf' }, eval: { workers: 1, maxLength: 64, generation: { samples: 1, maxNewTokens: 4 } }, analysis: { window: [10, 20], bootstrap: 20 } };
+  await fs.writeFile(path.join(dir, 'gguf-retry.json'), JSON.stringify(cfg));
+  const w = watch('gguf-retry.json', ['--watch-until', '20']);
+  await until('the failure report', async () => (/step-20\.gguf could not be read; it is read again once its files change: .*step-20\.gguf/.test(w.stderr()) ? true : undefined), w.stderr);
+  await until('the status saying it waits for a change', async () => (w.stderr().includes('step-20.gguf (its files to change (reading it failed))') ? true : undefined), w.stderr);
+  assert.deepEqual(await epochsIn('gguf-retry')(), [10], 'the first checkpoint is in the report');
+  await fs.writeFile(path.join(runDir, 'step-20.tmp'), tinyLlamaGguf(20));
+  await fs.rename(path.join(runDir, 'step-20.tmp'), path.join(runDir, 'step-20.gguf'));
+  assert.equal(await until('the watch to stop', () => w.exit.then((c) => c ?? -1), w.stderr, 240), 0, w.stderr());
+  assert.deepEqual(await epochsIn('gguf-retry')(), [10, 20]);
+  assert.equal((w.stderr().match(/could not be read/g) ?? []).length, 1, 'reported once, not at every poll');
 });
