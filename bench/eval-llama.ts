@@ -92,13 +92,14 @@ async function timed<T>(fn: () => Promise<T> | T): Promise<{ value: T; seconds: 
 export function benchTokenizer(): { tokenizer: Record<string, unknown>; tokenizerConfig: Record<string, unknown> } {
   const specials = ['<unk>', '<s>', '</s>'];
   const vocab: Record<string, number> = {};
+  let size = 0;
   const add = (w: string): void => {
-    if (vocab[w] === undefined) vocab[w] = Object.keys(vocab).length;
+    if (vocab[w] === undefined) vocab[w] = size++;
   };
   specials.forEach(add);
   const texts = ['### Instruction:\n### Response:\n', ...makeRecords('vocab', 400, 7).flatMap((r) => r.turns.map((t) => t.content))];
   for (const text of texts) for (const w of text.match(/\w+|[^\w\s]+/g) ?? []) add(w);
-  for (let i = Object.keys(vocab).length; i < LLAMA_30M.vocab; i++) add(`w${i}`);
+  while (size < LLAMA_30M.vocab) add(`w${size}`);
   const tokenizer = {
     version: '1.0',
     added_tokens: specials.map((content, id) => ({ id, content, single_word: false, lstrip: false, rstrip: false, normalized: false, special: true })),
