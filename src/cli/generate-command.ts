@@ -90,7 +90,7 @@ export async function generateCommand(argv: string[], log: (text: string) => voi
   const session = await DecoderSession.create(exportOnnxBytes(ck.model, ck.weights), ck.model, { threads });
   let out;
   try {
-    out = await generateIds(session, promptIds, cfg, { seed, eot: tok.stopIds[0]!, stopIds: tok.stopIds.slice(1) });
+    out = await generateIds(session, promptIds, cfg, { seed, eot: tok.stopIds[0]!, stopIds: tok.stopIds.slice(1), vocabLimit: tok.vocabSize });
   } finally {
     await session.release();
   }

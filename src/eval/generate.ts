@@ -16,6 +16,13 @@ export interface GenerateOptions {
   useCache?: boolean;
   /** Also return each sampled token's log-probability under the model (GeneratedIds.logprobs). Default false. */
   logprobs?: boolean;
+  /**
+   * Only ids below this are ever sampled (default: the model's whole vocabulary). Set to the
+   * tokenizer's size when the model's vocabulary is padded beyond it (e.g. 32,064 rows for a
+   * 32,000-token tokenizer): an id the tokenizer cannot decode is never drawn, and log-probs are
+   * over the ids that can be.
+   */
+  vocabLimit?: number;
 }
 
 export interface GeneratedIds {
@@ -57,6 +64,8 @@ export function fitPrompt(promptIds: readonly number[], maxNewTokens: number, co
 export async function generateIds(session: DecoderSession, promptIds: readonly number[], cfg: GenerationConfig, options: GenerateOptions): Promise<GeneratedIds> {
   if (promptIds.length === 0) throw new Error('generate: empty prompt');
   const { vocab, context } = session.model;
+  const limit = options.vocabLimit === undefined ? vocab : Math.min(vocab, options.vocabLimit);
+  if (!Number.isInteger(limit) || limit < 1) throw new RangeError(`generate: vocabLimit must be a positive integer, got ${options.vocabLimit}`);
   const { prompt, maxNew } = fitPrompt(promptIds, cfg.maxNewTokens, context);
   const rng = mulberry32(options.seed);
   const useCache = options.useCache ?? true;
@@ -69,7 +78,7 @@ export async function generateIds(session: DecoderSession, promptIds: readonly n
   let out = await session.run([prompt], [prompt.map(() => 1)], [range(0, prompt.length)]);
   for (let step = 0; step < maxNew; step++) {
     const seq = out.logits.length / vocab;
-    const row = out.logits.subarray((seq - 1) * vocab, seq * vocab);
+    const row = out.logits.subarray((seq - 1) * vocab, (seq - 1) * vocab + limit);
     const next = sampleNext(row, generated, cfg, rng);
     generated.push(next);
     logprobs?.push(logSoftmaxAt(row, next));

@@ -379,6 +379,7 @@ export async function runEvaluation(opts: EvaluationOptions): Promise<Evaluation
           promptIds,
           eot: ck.tokenizer.stopIds[0]!,
           ...(ck.tokenizer.stopIds.length > 1 ? { stopIds: ck.tokenizer.stopIds.slice(1) } : {}),
+          ...(ck.tokenizer.vocabSize < ck.model.vocab ? { vocabLimit: ck.tokenizer.vocabSize } : {}),
           // Seeded by epoch for our own runs (hence the epoch in generationKey), so a rerun from
           // scratch with the same config draws the same samples as before checkpoints had a
           // content hash; by the trainer's step for an imported series (CheckpointEntry.seedKey).

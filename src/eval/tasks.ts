@@ -28,6 +28,8 @@ export interface GenerationTask extends TaskBase {
   eot: number;
   /** More stop ids (GenerateOptions.stopIds); absent for our own tokenizer, whose only stop is eot. */
   stopIds?: number[];
+  /** GenerateOptions.vocabLimit: present only when the tokenizer has fewer ids than the model's vocabulary. */
+  vocabLimit?: number;
   seed: number;
   generation: GenerationConfig;
 }

@@ -37,5 +37,5 @@ export default async function runTask(task: EvalTask): Promise<EvalTaskResult> {
   if (task.injectFailure) throw new Error('injected failure (test hook)');
   const session = await getSession(task);
   if (task.kind === 'perplexity') return { kind: 'perplexity', scores: await scoreBatch(session, task.examples) };
-  return { kind: 'generation', output: await generateIds(session, task.promptIds, task.generation, { seed: task.seed, eot: task.eot, stopIds: task.stopIds }) };
+  return { kind: 'generation', output: await generateIds(session, task.promptIds, task.generation, { seed: task.seed, eot: task.eot, stopIds: task.stopIds, vocabLimit: task.vocabLimit }) };
 }

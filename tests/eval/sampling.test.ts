@@ -138,3 +138,21 @@ test('with the KV cache every step after the prompt feeds exactly one new token'
   calls.slice(1).forEach((c, i) => assert.deepEqual(c, { width: 1, past: 4 + i }));
   await session.release();
 });
+
+test('vocabLimit: a model whose vocabulary is padded beyond its tokenizer never samples an id the tokenizer lacks', async () => {
+  const model: ModelConfig = { vocab: 40, context: 64, dModel: 32, layers: 2, heads: 4 };
+  const weights = randomWeights(model, 8, 0.4);
+  // Make the padded ids 30..39 the most likely: without the limit they are drawn.
+  const wte = weights.get('wte')!.data;
+  for (let id = 30; id < 40; id++) for (let j = 0; j < model.dModel; j++) wte[id * model.dModel + j] *= 6;
+  const session = await DecoderSession.create(exportOnnxBytes(model, weights), model, { threads: 1 });
+  const cfg = { ...defaultGenerationConfig, maxNewTokens: 40 };
+  const unlimited = await generateIds(session, [3, 4, 5], cfg, { seed: 5, eot: -1 });
+  assert.ok(unlimited.ids.some((id) => id >= 30), 'the fixture must draw padded ids without the limit');
+  const limited = await generateIds(session, [3, 4, 5], cfg, { seed: 5, eot: -1, vocabLimit: 30, logprobs: true });
+  assert.equal(limited.newTokens, 40);
+  assert.ok(limited.ids.every((id) => id < 30), `ids ${limited.ids.join(',')}`);
+  assert.ok(limited.logprobs!.every((lp) => Number.isFinite(lp) && lp <= 0));
+  await assert.rejects(generateIds(session, [3], cfg, { seed: 5, eot: -1, vocabLimit: 0 }), /vocabLimit must be a positive integer/);
+  await session.release();
+});
