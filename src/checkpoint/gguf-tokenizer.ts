@@ -115,7 +115,10 @@ export function spmMerges(tokens: string[], scores: number[]): Array<[string, st
  * metadata key for a missing or malformed tokenizer, or a tokenizer model other than "llama".
  */
 export function ggufToTokenizerJson(metadata: Map<string, GgufValue>, file: string): Record<string, unknown> {
-  const v = readSpmVocab(metadata, file);
+  return tokenizerJsonOf(readSpmVocab(metadata, file), file);
+}
+
+function tokenizerJsonOf(v: SpmVocab, file: string): Record<string, unknown> {
   const vocab: Record<string, number> = {};
   v.tokens.forEach((t, i) => {
     vocab[t] = i;
@@ -197,7 +200,19 @@ function postProcessor(v: SpmVocab, file: string): unknown {
  * Throws as ggufToTokenizerJson does.
  */
 export function ggufTokenizerConfig(metadata: Map<string, GgufValue>, file: string): Record<string, unknown> {
+  return tokenizerConfigOf(readSpmVocab(metadata, file), metadata, file);
+}
+
+/**
+ * A GGUF file's tokenizer read once: `json` as ggufToTokenizerJson, `config` as
+ * ggufTokenizerConfig, `vocabSize` the number of tokens (tokenizer.ggml.tokens). Throws as they do.
+ */
+export function ggufTokenizer(metadata: Map<string, GgufValue>, file: string): { json: Record<string, unknown>; config: Record<string, unknown>; vocabSize: number } {
   const v = readSpmVocab(metadata, file);
+  return { json: tokenizerJsonOf(v, file), config: tokenizerConfigOf(v, metadata, file), vocabSize: v.tokens.length };
+}
+
+function tokenizerConfigOf(v: SpmVocab, metadata: Map<string, GgufValue>, file: string): Record<string, unknown> {
   const out: Record<string, unknown> = { tokenizer_class: 'LlamaTokenizerFast' };
   if (v.bos !== undefined) out.bos_token = v.tokens[v.bos];
   if (v.eos !== undefined) out.eos_token = v.tokens[v.eos];

@@ -18,13 +18,19 @@
 // attn_q and attn_k rows are stored in Meta's interleaved RoPE order (llama.cpp's
 // convert_hf_to_gguf.py LlamaModel.permute); they are permuted back to Hugging Face's
 // rotate_half order (unpermuteRope), so the weights are exactly those of the HF checkpoint.
+//
+// Reading (readGguf, loadGgufCheckpoint) never holds the whole file: the header is read in growing
+// prefixes, then each tensor at its offset into a buffer of its size and decoded to float32, so
+// files over 2 GiB read and memory is the float32 weights plus one tensor's raw bytes.
 import { promises as fs } from 'node:fs';
-import type { ModelConfig } from '../model/config.ts';
+import type { FileHandle } from 'node:fs/promises';
+import { llamaDims, type ModelConfig } from '../model/config.ts';
 import type { NamedWeights, WeightTensor } from '../model/weights.ts';
-import { f16ToF32 } from './safetensors.ts';
+import { f16Table, f16ToF32, readExactly } from './safetensors.ts';
 import { tokenizerHash, weightsHash } from './hash.ts';
 import type { CheckpointManifest, LoadedCheckpoint } from './native.ts';
-import { ggufTokenizerConfig, ggufToTokenizerJson } from './gguf-tokenizer.ts';
+import { ggufTokenizer } from './gguf-tokenizer.ts';
+import { transpose2d } from './hf-llama.ts';
 
 export const GGUF_MAGIC = 0x46554747; // "GGUF" read as a little-endian uint32
 export const GGUF_DEFAULT_ALIGNMENT = 32;
@@ -74,17 +80,37 @@ export function ggmlTypeName(type: number): string {
   return GGML_TYPE_NAMES[type] ?? `type ${type}`;
 }
 
+/** Thrown by parseGgufHeader when the header runs past the prefix it was given but not past the file. */
+class NeedMoreBytes extends Error {
+  constructor(readonly needed: number) {
+    super(`the GGUF header needs at least ${needed} bytes of the file`);
+  }
+}
+
+/** Smallest encoded size of one value of each metadata type (a string is at least its uint64 length). */
+const MIN_VALUE_BYTES: Record<number, number> = { 0: 1, 1: 1, 2: 2, 3: 2, 4: 4, 5: 4, 6: 4, 7: 1, 8: 8, 10: 8, 11: 8, 12: 8 };
+/** Smallest metadata entry: key length (8) + value type (4) + a 1-byte value. */
+const MIN_KV_BYTES = 13;
+/** Smallest tensor info: name length (8) + n_dims (4) + one dimension (8) + type (4) + offset (8). */
+const MIN_TENSOR_INFO_BYTES = 32;
+
 class Reader {
   pos = 0;
   private readonly view: DataView;
   private readonly utf8 = new TextDecoder('utf-8', { fatal: true });
-  constructor(private readonly bytes: Uint8Array, private readonly file: string) {
+  /** `bytes` is the file or a prefix of it; `total` is the file's length. */
+  constructor(private readonly bytes: Uint8Array, private readonly file: string, readonly total: number) {
     this.view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   }
+  /** Bytes of the file after the current position. */
+  remaining(): number {
+    return this.total - this.pos;
+  }
   private need(n: number, what: string): void {
-    if (this.pos + n > this.bytes.length) {
-      throw new Error(`${this.file}: truncated GGUF file: ${what} at byte ${this.pos} needs ${n} bytes, the file has ${this.bytes.length}`);
+    if (this.pos + n > this.total) {
+      throw new Error(`${this.file}: truncated GGUF file: ${what} at byte ${this.pos} needs ${n} bytes, the file has ${this.total}`);
     }
+    if (this.pos + n > this.bytes.length) throw new NeedMoreBytes(this.pos + n);
   }
   u8(): number { this.need(1, 'uint8'); return this.view.getUint8(this.pos++); }
   i8(): number { this.need(1, 'int8'); return this.view.getInt8(this.pos++); }
@@ -143,7 +169,13 @@ function readValue(r: Reader, type: number, key: string, file: string): GgufValu
     case GgufValueType.ARRAY: {
       const elementType = r.u32();
       if (elementType === GgufValueType.ARRAY) throw new Error(`${file}: metadata ${key}: nested arrays are not supported`);
+      const minBytes = MIN_VALUE_BYTES[elementType];
+      if (minBytes === undefined) throw new Error(`${file}: metadata ${key}: unknown array element type ${elementType}`);
       const n = r.size(`metadata ${key} array length`);
+      // A corrupt length must not allocate: every element takes at least minBytes of the file.
+      if (n * minBytes > r.remaining()) {
+        throw new Error(`${file}: metadata ${key}: array length ${n} needs at least ${n * minBytes} bytes, only ${r.remaining()} remain in the file (corrupt header)`);
+      }
       const out: GgufValue[] = new Array(n);
       for (let i = 0; i < n; i++) out[i] = readValue(r, elementType, `${key}[${i}]`, file);
       return out;
@@ -154,18 +186,24 @@ function readValue(r: Reader, type: number, key: string, file: string): GgufValu
 }
 
 /**
- * Parses a GGUF file's header: metadata, tensor infos and where tensor data starts. `bytes` may
- * be the whole file or just a prefix holding the header. Throws naming `file` and the byte offset
- * or key for a bad magic, an unsupported version (only 2 and 3), truncation or a bad value.
+ * Parses a GGUF file's header: metadata, tensor infos and where tensor data starts. `bytes` is the
+ * whole file, or a prefix holding the header with `fileSize` the file's length (default
+ * bytes.length). Throws naming `file` and the byte offset or key for a bad magic, an unsupported
+ * version (only 2 and 3), truncation, a bad value, or a count or length larger than the rest of the
+ * file could hold (checked before anything is allocated). A prefix too short for the header throws
+ * NeedMoreBytes (readGguf reads more of the file and retries).
  */
-export function parseGgufHeader(bytes: Uint8Array, file: string): GgufHeader {
-  const r = new Reader(bytes, file);
+export function parseGgufHeader(bytes: Uint8Array, file: string, fileSize: number = bytes.length): GgufHeader {
+  const r = new Reader(bytes, file, fileSize);
   const magic = r.u32();
   if (magic !== GGUF_MAGIC) throw new Error(`${file}: not a GGUF file (magic 0x${magic.toString(16)}, expected "GGUF")`);
   const version = r.u32();
   if (version !== 2 && version !== 3) throw new Error(`${file}: GGUF version ${version} is not supported (2 and 3 are)`);
   const tensorCount = r.size('tensor count');
   const kvCount = r.size('metadata count');
+  if (kvCount * MIN_KV_BYTES > r.remaining()) {
+    throw new Error(`${file}: metadata count ${kvCount} needs at least ${kvCount * MIN_KV_BYTES} bytes, only ${r.remaining()} remain in the file (corrupt header)`);
+  }
   const metadata = new Map<string, GgufValue>();
   const metadataTypes = new Map<string, number | [number, number]>();
   for (let i = 0; i < kvCount; i++) {
@@ -190,6 +228,9 @@ export function parseGgufHeader(bytes: Uint8Array, file: string): GgufHeader {
     }
     alignment = alignmentValue;
   }
+  if (tensorCount * MIN_TENSOR_INFO_BYTES > r.remaining()) {
+    throw new Error(`${file}: tensor count ${tensorCount} needs at least ${tensorCount * MIN_TENSOR_INFO_BYTES} bytes, only ${r.remaining()} remain after the metadata (corrupt header)`);
+  }
   const tensors: GgufTensorInfo[] = [];
   const seen = new Set<string>();
   for (let i = 0; i < tensorCount; i++) {
@@ -209,14 +250,19 @@ export function parseGgufHeader(bytes: Uint8Array, file: string): GgufHeader {
   return { version, metadata, metadataTypes, tensors, alignment, dataStart };
 }
 
-/** Bytes a tensor of `type` with `count` values occupies; throws for types not decoded here. */
-export function ggmlTensorBytes(type: number, count: number, where: string): number {
+/**
+ * Bytes a tensor of `type` with dimensions `ne` occupies; throws for types not decoded here and for
+ * a Q8_0 tensor whose row length ne[0] is not a multiple of its block size 32 (as ggml requires:
+ * blocks never straddle rows).
+ */
+export function ggmlTensorBytes(type: number, ne: number[], where: string): number {
+  const count = ne.reduce((a, b) => a * b, 1);
   switch (type) {
     case GgmlType.F32: return count * 4;
     case GgmlType.F16:
     case GgmlType.BF16: return count * 2;
     case GgmlType.Q8_0:
-      if (count % 32 !== 0) throw new Error(`${where}: Q8_0 tensor has ${count} values, not a multiple of the block size 32`);
+      if (ne[0]! % 32 !== 0) throw new Error(`${where}: Q8_0 tensor rows have ${ne[0]} values (ne[0]), not a multiple of the block size 32`);
       return (count / 32) * 34;
     default:
       throw new Error(`${where}: tensor type ${ggmlTypeName(type)} is not supported (F32, F16, BF16 and Q8_0 are)`);
@@ -225,43 +271,60 @@ export function ggmlTensorBytes(type: number, count: number, where: string): num
 
 /**
  * Decodes one tensor to float32 in GGUF's own order (row-major with ne reversed, i.e. shape
- * [ne[n-1], ..., ne[0]]). Q8_0 blocks (float16 scale + 32 int8) are dequantised as ggml does
- * (value = scale * q, computed in float32). Throws naming `file` and the tensor when its data
- * runs past the end of the file or its type is not decoded.
+ * [ne[n-1], ..., ne[0]]) from the file's bytes in memory. Q8_0 blocks (float16 scale + 32 int8)
+ * are dequantised as ggml does (value = scale * q, computed in float32). Throws naming `file` and
+ * the tensor when its data runs past the end of the file or its type is not decoded.
  */
 export function decodeGgufTensor(bytes: Uint8Array, header: GgufHeader, info: GgufTensorInfo, file: string): WeightTensor {
-  const count = info.ne.reduce((a, b) => a * b, 1);
-  const where = `${file}: tensor ${info.name}`;
-  const nbytes = ggmlTensorBytes(info.type, count, where);
-  const start = header.dataStart + info.offset;
-  if (start + nbytes > bytes.length) throw new Error(`${where}: data [${start}, ${start + nbytes}) runs past the end of the file (${bytes.length} bytes)`);
+  const { start, nbytes } = tensorSpan(header, info, file, bytes.length);
   // An aligned copy (Node's Buffer#slice would return a view, not a copy).
   const copy = new Uint8Array(nbytes);
   copy.set(bytes.subarray(start, start + nbytes));
-  const out = new Float32Array(count);
+  return decodeRaw(copy, info);
+}
+
+/** Where a tensor's data lies in the file; throws naming the file and tensor when it runs past `fileSize` or its type is not decoded. */
+function tensorSpan(header: GgufHeader, info: GgufTensorInfo, file: string, fileSize: number): { start: number; nbytes: number } {
+  const where = `${file}: tensor ${info.name}`;
+  const nbytes = ggmlTensorBytes(info.type, info.ne, where);
+  const start = header.dataStart + info.offset;
+  if (start + nbytes > fileSize) throw new Error(`${where}: data [${start}, ${start + nbytes}) runs past the end of the file (${fileSize} bytes)`);
+  return { start, nbytes };
+}
+
+/** Float32 values of one tensor from its raw bytes (`raw` starts at byte 0 of its own buffer, so aligned). */
+function decodeRaw(raw: Uint8Array, info: GgufTensorInfo): WeightTensor {
+  const count = info.ne.reduce((a, b) => a * b, 1);
+  let out: Float32Array;
   switch (info.type) {
     case GgmlType.F32:
-      out.set(new Float32Array(copy.buffer, 0, count));
+      out = new Float32Array(raw.buffer, raw.byteOffset, count);
       break;
     case GgmlType.F16: {
-      const halves = new Uint16Array(copy.buffer, 0, count);
-      for (let i = 0; i < count; i++) out[i] = f16ToF32(halves[i]!);
+      out = new Float32Array(count);
+      const halves = new Uint16Array(raw.buffer, raw.byteOffset, count);
+      const table = f16Table();
+      for (let i = 0; i < count; i++) out[i] = table[halves[i]!]!;
       break;
     }
     case GgmlType.BF16: {
-      const halves = new Uint16Array(copy.buffer, 0, count);
+      out = new Float32Array(count);
+      const halves = new Uint16Array(raw.buffer, raw.byteOffset, count);
       const words = new Uint32Array(out.buffer);
       for (let i = 0; i < count; i++) words[i] = halves[i]! << 16;
       break;
     }
     case GgmlType.Q8_0: {
-      const view = new DataView(copy.buffer);
+      out = new Float32Array(count);
+      const view = new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
       for (let b = 0; b < count / 32; b++) {
         const scale = Math.fround(f16ToF32(view.getUint16(b * 34, true)));
         for (let j = 0; j < 32; j++) out[b * 32 + j] = scale * view.getInt8(b * 34 + 2 + j);
       }
       break;
     }
+    default:
+      throw new Error(`tensor ${info.name}: type ${ggmlTypeName(info.type)} is not decoded`); // unreachable: tensorSpan refuses it
   }
   return { shape: [...info.ne].reverse(), data: out };
 }
@@ -272,16 +335,70 @@ export interface GgufFile {
   tensors: Map<string, WeightTensor>;
 }
 
+/** First read of a GGUF header; doubled (or grown to what the parser asks) until the header fits. */
+const GGUF_HEADER_FIRST_READ = 1 << 20;
+
+/** A GGUF file opened for reading: its header, and one tensor at a time by offset. */
+interface GgufReader {
+  header: GgufHeader;
+  size: number;
+  /** Reads exactly the tensor's bytes (F32 straight into the result) and decodes them to float32. */
+  readTensor(info: GgufTensorInfo): Promise<WeightTensor>;
+  close(): Promise<void>;
+}
+
+async function openGguf(file: string): Promise<GgufReader> {
+  let fh: FileHandle;
+  try {
+    fh = await fs.open(file, 'r');
+  } catch (err) {
+    throw new Error(`${file}: cannot read (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+  }
+  try {
+    const size = (await fh.stat()).size;
+    let prefix = new Uint8Array(Math.min(size, GGUF_HEADER_FIRST_READ));
+    await readExactly(fh, prefix, 0, file, 'GGUF header');
+    let header: GgufHeader | undefined;
+    while (!header) {
+      try {
+        header = parseGgufHeader(prefix, file, size);
+      } catch (err) {
+        if (!(err instanceof NeedMoreBytes)) throw err;
+        const longer = new Uint8Array(Math.min(size, Math.max(err.needed, 2 * prefix.length)));
+        longer.set(prefix);
+        await readExactly(fh, longer.subarray(prefix.length), prefix.length, file, 'GGUF header');
+        prefix = longer;
+      }
+    }
+    const h = header;
+    const readTensor = async (info: GgufTensorInfo): Promise<WeightTensor> => {
+      const { start, nbytes } = tensorSpan(h, info, file, size);
+      const raw = new Uint8Array(nbytes);
+      await readExactly(fh, raw, start, file, `tensor ${info.name}`);
+      return decodeRaw(raw, info);
+    };
+    return { header: h, size, readTensor, close: () => fh.close() };
+  } catch (err) {
+    await fh.close();
+    throw err;
+  }
+}
+
 /**
- * Reads a whole GGUF file (header and all tensors as float32). The file is read into memory at
- * once, so it must fit in a Node Buffer (up to 4 GiB on 64-bit Node 20). Throws naming `file`.
+ * Reads a GGUF file: its header (read in growing prefixes, never the whole file), then each tensor
+ * by offset, decoded to float32 one at a time. Files of any size read (no 2 GiB readFile limit);
+ * peak memory is the float32 weights plus one tensor's raw bytes. Throws naming `file` (and the
+ * key or tensor).
  */
 export async function readGguf(file: string): Promise<GgufFile> {
-  const bytes = await fs.readFile(file);
-  const header = parseGgufHeader(bytes, file);
-  const tensors = new Map<string, WeightTensor>();
-  for (const info of header.tensors) tensors.set(info.name, decodeGgufTensor(bytes, header, info, file));
-  return { header, tensors };
+  const reader = await openGguf(file);
+  try {
+    const tensors = new Map<string, WeightTensor>();
+    for (const info of reader.header.tensors) tensors.set(info.name, await reader.readTensor(info));
+    return { header: reader.header, tensors };
+  } finally {
+    await reader.close();
+  }
 }
 
 /**
@@ -318,23 +435,10 @@ function permuteRows(data: Float32Array, rows: number, cols: number, nHead: numb
   return out;
 }
 
-/** [rows][cols] row-major -> [cols][rows]. */
+/** [rows][cols] row-major -> [cols][rows] (hf-llama.ts's transpose2d). */
 function transpose(data: Float32Array, rows: number, cols: number): Float32Array {
-  const out = new Float32Array(data.length);
-  for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) out[c * rows + r] = data[r * cols + c]!;
-  return out;
+  return transpose2d({ shape: [rows, cols], data }).data;
 }
-
-/** The llama fields of the shared ModelConfig contract (issue 13). */
-export type LlamaModelConfig = ModelConfig & {
-  arch: 'llama';
-  kvHeads: number;
-  headDim: number;
-  ffnHidden: number;
-  ropeTheta: number;
-  normEps: number;
-  tiedEmbeddings: boolean;
-};
 
 /** The shortest decimal that is the same float32 (GGUF stores 1e-5 as 9.99999974737875e-6). */
 function shortestF32(x: number): number {
@@ -374,7 +478,7 @@ function meta(header: GgufHeader, file: string) {
  * naming the file and key: another architecture, missing keys, RoPE scaling, mixture of experts,
  * rope.dimension_count != headDim, key and value head sizes that differ.
  */
-export function ggufLlamaConfig(header: GgufHeader, file: string, vocab: number, tiedEmbeddings: boolean): LlamaModelConfig {
+export function ggufLlamaConfig(header: GgufHeader, file: string, vocab: number, tiedEmbeddings: boolean): ModelConfig {
   const m = meta(header, file);
   const arch = m.get('general.architecture');
   if (arch !== 'llama') throw new Error(`${file}: metadata general.architecture is ${JSON.stringify(arch)}; only "llama" is supported`);
@@ -417,21 +521,23 @@ export function ggufLlamaConfig(header: GgufHeader, file: string, vocab: number,
 
 /**
  * Maps a llama GGUF's tensors (GGUF order, as readGguf decodes them) to the contract's names and
- * [in, out] layout, with attn_q/attn_k rows back in HF rotate_half order. Every expected tensor
- * must be present with its expected shape and no other tensor may be (rope_freqs.weight, a
- * constant some converters add, is refused too as it implies RoPE scaling). Throws naming the
- * file and tensor.
+ * [in, out] layout, with attn_q/attn_k rows back in HF rotate_half order. `config` is a llama
+ * ModelConfig (ggufLlamaConfig's). Every expected tensor must be present with its expected shape
+ * and no other tensor may be (rope_freqs.weight, a constant some converters add, is refused too as
+ * it implies RoPE scaling). Consumes `tensors`: each one is deleted from the map as it is taken,
+ * so a matrix's GGUF copy can be freed once transposed (the decoded and the converted weights
+ * are never all held at once); on success the map is empty. Throws naming the file and tensor.
  */
-export function fromGgufLlamaTensors(config: LlamaModelConfig, tensors: Map<string, WeightTensor>, file: string): NamedWeights {
-  const { vocab, dModel: d, heads, kvHeads, headDim, ffnHidden: f, layers } = config;
-  const used = new Set<string>();
+export function fromGgufLlamaTensors(config: ModelConfig, tensors: Map<string, WeightTensor>, file: string): NamedWeights {
+  const { vocab, dModel: d, heads, layers } = config;
+  const { kvHeads, headDim, ffnHidden: f } = llamaDims(config);
   const take = (name: string, shape: number[]): Float32Array => {
     const t = tensors.get(name);
     if (!t) throw new Error(`${file}: tensor ${name} is missing`);
     if (t.shape.length !== shape.length || t.shape.some((s, i) => s !== shape[i])) {
       throw new Error(`${file}: tensor ${name} has GGUF dimensions [${[...t.shape].reverse()}], expected [${[...shape].reverse()}]`);
     }
-    used.add(name);
+    tensors.delete(name);
     return t.data;
   };
   const out: NamedWeights = new Map();
@@ -452,8 +558,8 @@ export function fromGgufLlamaTensors(config: LlamaModelConfig, tensors: Map<stri
     out.set(`${h}mlp.down`, { shape: [f, d], data: transpose(take(`${b}ffn_down.weight`, [d, f]), d, f) });
   }
   out.set('norm', { shape: [d], data: take('output_norm.weight', [d]) });
-  if (!config.tiedEmbeddings) out.set('output', { shape: [vocab, d], data: take('output.weight', [vocab, d]) });
-  const extra = [...tensors.keys()].filter((n) => !used.has(n));
+  if (!llamaDims(config).tiedEmbeddings) out.set('output', { shape: [vocab, d], data: take('output.weight', [vocab, d]) });
+  const extra = [...tensors.keys()];
   if (extra.length > 0) throw new Error(`${file}: unexpected tensor ${extra[0]}${extra.length > 1 ? ` (and ${extra.length - 1} more)` : ''} for a ${layers}-layer llama`);
   return out;
 }
@@ -469,9 +575,8 @@ export function fromGgufLlamaTensors(config: LlamaModelConfig, tensors: Map<stri
  */
 export async function loadGgufCheckpoint(file: string): Promise<LoadedCheckpoint> {
   const { header, tensors } = await readGguf(file);
-  const tokenizer = ggufToTokenizerJson(header.metadata, file);
-  const vocab = (header.metadata.get('tokenizer.ggml.tokens') as string[]).length;
-  const config = ggufLlamaConfig(header, file, vocab, !tensors.has('output.weight'));
+  const { json: tokenizer, config: tokenizerConfig, vocabSize } = ggufTokenizer(header.metadata, file);
+  const config = ggufLlamaConfig(header, file, vocabSize, !tensors.has('output.weight'));
   const weights = fromGgufLlamaTensors(config, tensors, file);
   const hash = weightsHash(config, weights);
   const stat = await fs.stat(file);
@@ -489,7 +594,7 @@ export async function loadGgufCheckpoint(file: string): Promise<LoadedCheckpoint
       format: 'gguf',
       version: header.version,
       tensorTypes: [...new Set(header.tensors.map((t) => ggmlTypeName(t.type)))].sort(),
-      tokenizerConfig: ggufTokenizerConfig(header.metadata, file),
+      tokenizerConfig,
     },
   };
   return { dir: file, manifest, model: config, weights, tokenizer, hash, tokenizerHash: tokenizerHash(tokenizer) };

@@ -182,6 +182,9 @@ export function toHfLlamaTensors(model: ModelConfig, weights: NamedWeights): Nam
  * the file a missing tensor should have been in. Throws `<file>: missing tensor <hf name>`,
  * `<file>: tensor <hf name>: shape [...], config.json needs [...]`, for an lm_head that differs
  * from the embedding in a tied model, and for any tensor that is not part of the model.
+ * Consumes `tensors`: each model tensor is deleted from the map once converted, so the HF and the
+ * transposed copies of the weights are never all held at once (what remains are the tensors the
+ * model does not use).
  */
 export function fromHfLlamaTensors(model: ModelConfig, tensors: NamedWeights, fileOf: (hfName: string) => string, missingFile: string): NamedWeights {
   const prefixed = [...tensors.keys()].some((n) => n.startsWith('model.'));
@@ -195,6 +198,7 @@ export function fromHfLlamaTensors(model: ModelConfig, tensors: NamedWeights, fi
     const hfShape = isTransposed(name) ? [shape[1]!, shape[0]!] : shape;
     if (t.shape.join(',') !== hfShape.join(',')) throw new Error(`${fileOf(hf)}: tensor ${hf}: shape [${t.shape.join(', ')}], config.json needs [${hfShape.join(', ')}]`);
     out.set(name, isTransposed(name) ? transpose2d(t) : t);
+    tensors.delete(hf); // the HF copy of a transposed matrix can be freed now
     used.add(hf);
   }
   for (const [name, t] of tensors) {

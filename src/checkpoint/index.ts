@@ -40,16 +40,17 @@ export {
   type GgufHeader,
   type GgufTensorInfo,
   type GgufValue,
-  type LlamaModelConfig,
 } from './gguf.ts';
-export { ggufToTokenizerJson, ggufTokenizerConfig, spmMerges } from './gguf-tokenizer.ts';
+export { ggufTokenizer, ggufToTokenizerJson, ggufTokenizerConfig, spmMerges } from './gguf-tokenizer.ts';
 export {
   decodeSafetensors,
   encodeSafetensors,
+  openSafetensors,
   f16ToF32,
   f32ToBf16,
   parseSafetensorsHeader,
   readSafetensors,
+  type SafetensorsReader,
   readSafetensorsDir,
   writeSafetensors,
   writeSafetensorsSharded,

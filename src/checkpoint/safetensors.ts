@@ -10,9 +10,10 @@
 // A model too big for one file is sharded: model.safetensors.index.json maps every tensor name to
 // its shard ({"metadata": {"total_size": bytes}, "weight_map": {name: "model-00001-of-00002.safetensors"}}).
 //
-// Reading decodes F32, F16 and BF16 to float32 (F16 and BF16 are exact in float32); writing
-// writes F32 only. Every error names the file and, where there is one, the tensor.
+// Reading decodes F32, F16 and BF16 to float32 (F16 and BF16 are exact in float32), reading the
+// header and then each tensor by offset (files of any size); writing writes F32 or BF16. Every error names the file and, where there is one, the tensor.
 import { promises as fs } from 'node:fs';
+import type { FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { writeFileAtomic } from '../util/atomic.ts';
 import type { NamedWeights, WeightTensor } from '../model/weights.ts';
@@ -48,20 +49,22 @@ function checkLittleEndian(): void {
 const isObject = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
 
 /**
- * Parses and validates a safetensors header from the file's bytes (at least its first 8 + N).
+ * Parses and validates a safetensors header from the file's bytes: the whole file, or its first
+ * 8 + N bytes (at least) with `fileSize` the file's length in bytes (default bytes.length).
  * Checks: the length fits the file, the JSON is an object, every entry has a string dtype, a shape
  * of non-negative integers and offsets within the file whose length matches shape x dtype size
  * (for the dtypes we decode), and tensors cover the data buffer without gaps or overlaps.
  * Unknown dtypes are kept here (so a reader can say which tensor has one) and refused on decode.
  * Throws `<file>: ...` (and `tensor <name>: ...`) messages.
  */
-export function parseSafetensorsHeader(bytes: Uint8Array, file: string): SafetensorsHeader {
-  if (bytes.length < 8) throw new Error(`${file}: truncated safetensors file: ${bytes.length} bytes, the header length alone needs 8`);
+export function parseSafetensorsHeader(bytes: Uint8Array, file: string, fileSize: number = bytes.length): SafetensorsHeader {
+  if (fileSize < 8) throw new Error(`${file}: truncated safetensors file: ${fileSize} bytes, the header length alone needs 8`);
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const headerLength = view.getBigUint64(0, true);
   if (headerLength > BigInt(MAX_HEADER_BYTES)) throw new Error(`${file}: not a safetensors file: header length ${headerLength} bytes is implausible`);
   const n = Number(headerLength);
-  if (8 + n > bytes.length) throw new Error(`${file}: truncated safetensors file: the header says ${n} bytes, only ${bytes.length - 8} follow`);
+  if (8 + n > fileSize) throw new Error(`${file}: truncated safetensors file: the header says ${n} bytes, only ${fileSize - 8} follow`);
+  if (8 + n > bytes.length) throw new Error(`${file}: parseSafetensorsHeader was given ${bytes.length} bytes, the header needs ${8 + n}`);
   let json: unknown;
   try {
     json = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes.subarray(8, 8 + n)));
@@ -70,7 +73,7 @@ export function parseSafetensorsHeader(bytes: Uint8Array, file: string): Safeten
   }
   if (!isObject(json)) throw new Error(`${file}: safetensors header: expected a JSON object`);
   const dataStart = 8 + n;
-  const dataLength = bytes.length - dataStart;
+  const dataLength = fileSize - dataStart;
   const metadata: Record<string, string> = {};
   const tensors = new Map<string, SafetensorsEntry>();
   for (const [name, value] of Object.entries(json)) {
@@ -115,6 +118,17 @@ export function parseSafetensorsHeader(bytes: Uint8Array, file: string): Safeten
   return { metadata, tensors, dataStart };
 }
 
+let f16Values: Float32Array | undefined;
+
+/** The float32 value of every float16 bit pattern (f16ToF32), built on first use (256 KiB). */
+export function f16Table(): Float32Array {
+  if (!f16Values) {
+    f16Values = new Float32Array(65536);
+    for (let b = 0; b < 65536; b++) f16Values[b] = f16ToF32(b);
+  }
+  return f16Values;
+}
+
 /** Float32 value of an IEEE 754 half-precision bit pattern (subnormals, infinities and NaN included). */
 export function f16ToF32(bits: number): number {
   const sign = bits & 0x8000 ? -1 : 1;
@@ -125,38 +139,137 @@ export function f16ToF32(bits: number): number {
   return sign * (1 + fraction / 1024) * 2 ** (exponent - 15);
 }
 
-/** Decodes one tensor's bytes to float32; throws for dtypes other than F32, F16, BF16. */
+const DECODED_DTYPES = 'F32, F16 and BF16';
+
+/** Throws unless this reader decodes `entry`'s dtype (before any of its bytes are read). */
+function checkDtype(entry: SafetensorsEntry, name: string, file: string): void {
+  if (DTYPE_BYTES[entry.dtype] === undefined) throw new Error(`${file}: tensor ${name}: dtype ${entry.dtype} is not supported (${DECODED_DTYPES} are)`);
+}
+
+/**
+ * Decodes one tensor's raw bytes (`raw`: exactly its data_offsets span, starting at byte 0 of its
+ * own ArrayBuffer, so 2-byte aligned) to float32. F32 tensors are read straight into their output
+ * (see readTensorAt), so this handles F16 and BF16.
+ */
+function decodeHalves(raw: Uint8Array, entry: SafetensorsEntry, count: number): Float32Array {
+  const out = new Float32Array(count);
+  const halves = new Uint16Array(raw.buffer, raw.byteOffset, count);
+  if (entry.dtype === 'F16') {
+    const table = f16Table();
+    for (let i = 0; i < count; i++) out[i] = table[halves[i]!]!;
+  } else {
+    // bfloat16 is the top half of a float32.
+    const words = new Uint32Array(out.buffer);
+    for (let i = 0; i < count; i++) words[i] = halves[i]! << 16;
+  }
+  return out;
+}
+
+/** Decodes one tensor of a file held in memory to float32; throws for dtypes other than F32, F16, BF16. */
 function decodeTensor(bytes: Uint8Array, header: SafetensorsHeader, name: string, file: string): WeightTensor {
   const entry = header.tensors.get(name);
   if (!entry) throw new Error(`${file}: missing tensor ${name}`);
+  checkDtype(entry, name, file);
   const raw = bytes.subarray(header.dataStart + entry.dataOffsets[0], header.dataStart + entry.dataOffsets[1]);
   const count = entry.shape.reduce((a, b) => a * b, 1);
-  const out = new Float32Array(count);
-  // An aligned copy: the tensor's offset in the file need not be 4-byte aligned (and Node's
-  // Buffer#slice would return a view, not a copy).
+  if (entry.dtype === 'F32') {
+    // An aligned copy: the tensor's offset in the file need not be 4-byte aligned.
+    const out = new Float32Array(count);
+    new Uint8Array(out.buffer).set(raw);
+    return { shape: [...entry.shape], data: out };
+  }
   const copy = new Uint8Array(raw.length);
   copy.set(raw);
-  switch (entry.dtype) {
-    case 'F32': {
-      out.set(new Float32Array(copy.buffer, 0, count));
-      break;
+  return { shape: [...entry.shape], data: decodeHalves(copy, entry, count) };
+}
+
+/** Largest single read: Node refuses reads of 2 GiB or more, so larger tensors are read in parts. */
+const MAX_READ_BYTES = 1 << 30;
+
+/**
+ * Fills `into` with the file's bytes from `position` on (several reads when needed). Throws naming
+ * `file` and `what` when the file ends first or a read fails.
+ */
+export async function readExactly(fh: FileHandle, into: Uint8Array, position: number, file: string, what: string): Promise<void> {
+  let done = 0;
+  while (done < into.length) {
+    const length = Math.min(into.length - done, MAX_READ_BYTES);
+    let bytesRead: number;
+    try {
+      ({ bytesRead } = await fh.read(into, done, length, position + done));
+    } catch (err) {
+      throw new Error(`${file}: ${what}: cannot read ${into.length} bytes at byte ${position} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
     }
-    case 'F16': {
-      const halves = new Uint16Array(copy.buffer, 0, count);
-      for (let i = 0; i < count; i++) out[i] = f16ToF32(halves[i]!);
-      break;
-    }
-    case 'BF16': {
-      // bfloat16 is the top half of a float32.
-      const halves = new Uint16Array(copy.buffer, 0, count);
-      const words = new Uint32Array(out.buffer);
-      for (let i = 0; i < count; i++) words[i] = halves[i]! << 16;
-      break;
-    }
-    default:
-      throw new Error(`${file}: tensor ${name}: dtype ${entry.dtype} is not supported (F32, F16 and BF16 are)`);
+    if (bytesRead === 0) throw new Error(`${file}: ${what}: the file ends at byte ${position + done}, ${into.length - done} bytes short`);
+    done += bytesRead;
   }
-  return { shape: [...entry.shape], data: out };
+}
+
+/**
+ * A safetensors file opened for reading one tensor at a time by offset (never the whole file, so
+ * files of any size read, and memory holds one tensor's raw bytes at a time). `close()` when done.
+ */
+export interface SafetensorsReader {
+  file: string;
+  /** The file's length in bytes. */
+  size: number;
+  header: SafetensorsHeader;
+  /**
+   * Reads and decodes tensor `name` to float32: reads exactly its data_offsets span (F32 straight
+   * into the result; F16/BF16 into a buffer of the span's size, then decoded). Throws naming the
+   * file and tensor for a missing tensor, an unsupported dtype (before reading), a failed read.
+   */
+  readTensor(name: string): Promise<WeightTensor>;
+  close(): Promise<void>;
+}
+
+/**
+ * Opens a .safetensors file: reads its 8-byte length and the JSON header only, and checks it
+ * against the file's size (parseSafetensorsHeader). Throws `<file>: cannot read (<code>)` when
+ * the file cannot be opened, else as parseSafetensorsHeader.
+ */
+export async function openSafetensors(file: string): Promise<SafetensorsReader> {
+  checkLittleEndian();
+  let fh: FileHandle;
+  try {
+    fh = await fs.open(file, 'r');
+  } catch (err) {
+    throw new Error(`${file}: cannot read (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+  }
+  try {
+    const size = (await fh.stat()).size;
+    if (size < 8) throw new Error(`${file}: truncated safetensors file: ${size} bytes, the header length alone needs 8`);
+    const lengthBytes = new Uint8Array(8);
+    await readExactly(fh, lengthBytes, 0, file, 'header length');
+    const headerLength = new DataView(lengthBytes.buffer).getBigUint64(0, true);
+    if (headerLength > BigInt(MAX_HEADER_BYTES)) throw new Error(`${file}: not a safetensors file: header length ${headerLength} bytes is implausible`);
+    const n = Number(headerLength);
+    if (8 + n > size) throw new Error(`${file}: truncated safetensors file: the header says ${n} bytes, only ${size - 8} follow`);
+    const prefix = new Uint8Array(8 + n);
+    prefix.set(lengthBytes);
+    await readExactly(fh, prefix.subarray(8), 8, file, 'header');
+    const header = parseSafetensorsHeader(prefix, file, size);
+    const readTensor = async (name: string): Promise<WeightTensor> => {
+      const entry = header.tensors.get(name);
+      if (!entry) throw new Error(`${file}: missing tensor ${name}`);
+      checkDtype(entry, name, file);
+      const count = entry.shape.reduce((a, b) => a * b, 1);
+      const position = header.dataStart + entry.dataOffsets[0];
+      const nbytes = entry.dataOffsets[1] - entry.dataOffsets[0];
+      if (entry.dtype === 'F32') {
+        const out = new Float32Array(count);
+        await readExactly(fh, new Uint8Array(out.buffer), position, file, `tensor ${name}`);
+        return { shape: [...entry.shape], data: out };
+      }
+      const raw = new Uint8Array(nbytes);
+      await readExactly(fh, raw, position, file, `tensor ${name}`);
+      return { shape: [...entry.shape], data: decodeHalves(raw, entry, count) };
+    };
+    return { file, size, header, readTensor, close: () => fh.close() };
+  } catch (err) {
+    await fh.close();
+    throw err;
+  }
 }
 
 export interface SafetensorsContent {
@@ -180,15 +293,24 @@ export function decodeSafetensors(bytes: Uint8Array, file: string): SafetensorsC
   return { metadata: header.metadata, weights, dtypes };
 }
 
-/** Reads and decodes one .safetensors file. */
+/**
+ * Reads and decodes one .safetensors file, one tensor at a time by offset (openSafetensors): the
+ * file is never held whole, so its size is not limited by Node's 2 GiB readFile limit, and peak
+ * memory is the float32 weights plus one tensor's raw bytes. Throws naming the file (and tensor).
+ */
 export async function readSafetensors(file: string): Promise<SafetensorsContent> {
-  let bytes: Uint8Array;
+  const reader = await openSafetensors(file);
   try {
-    bytes = await fs.readFile(file);
-  } catch (err) {
-    throw new Error(`${file}: cannot read (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+    const weights: NamedWeights = new Map();
+    const dtypes = new Map<string, string>();
+    for (const [name, entry] of reader.header.tensors) {
+      weights.set(name, await reader.readTensor(name));
+      dtypes.set(name, entry.dtype);
+    }
+    return { metadata: reader.header.metadata, weights, dtypes };
+  } finally {
+    await reader.close();
   }
-  return decodeSafetensors(bytes, file);
 }
 
 /** Element type written by encodeSafetensors: F32 (exact) or BF16 (rounded to nearest even). */

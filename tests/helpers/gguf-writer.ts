@@ -16,6 +16,11 @@ export interface TensorEntry {
   type: number;
   /** Raw little-endian bytes of the tensor data. */
   bytes: Uint8Array;
+  /**
+   * Data offset (relative to the data section, a multiple of the alignment) for a tensor placed far
+   * from the others (encodeGgufParts only): its bytes are returned apart, to be written at that place.
+   */
+  offset?: number;
 }
 
 class Out {
@@ -50,8 +55,21 @@ class Out {
   pad(alignment: number) { while (this.chunks.length % alignment !== 0) this.u8(0); }
 }
 
+type GgufOpts = { version?: 2 | 3; metadata: MetaEntry[]; tensors: TensorEntry[]; alignment?: number };
+
 /** Encodes a GGUF file. `alignment` is written as general.alignment only when given. */
-export function encodeGguf(opts: { version?: 2 | 3; metadata: MetaEntry[]; tensors: TensorEntry[]; alignment?: number }): Uint8Array {
+export function encodeGguf(opts: GgufOpts): Uint8Array {
+  const { head, far } = encodeGgufParts(opts);
+  if (far.length > 0) throw new Error('gguf-writer: tensors with an explicit offset need encodeGgufParts');
+  return head;
+}
+
+/**
+ * Encodes a GGUF file in parts, for sparse files: `head` (header and the data of tensors without
+ * an explicit offset, laid end to end) goes at byte 0; each of `far` at its absolute `position`
+ * (data start + the tensor's offset), anywhere after the head.
+ */
+export function encodeGgufParts(opts: GgufOpts): { head: Uint8Array; far: Array<{ position: number; bytes: Uint8Array }> } {
   const alignment = opts.alignment ?? 32;
   const metadata: MetaEntry[] = opts.alignment !== undefined ? [...opts.metadata, ['general.alignment', T.U32, alignment]] : opts.metadata;
   const o = new Out();
@@ -74,6 +92,10 @@ export function encodeGguf(opts: { version?: 2 | 3; metadata: MetaEntry[]; tenso
   let offset = 0;
   const offsets: number[] = [];
   for (const t of opts.tensors) {
+    if (t.offset !== undefined) {
+      offsets.push(t.offset);
+      continue;
+    }
     offsets.push(offset);
     offset += Math.ceil(t.bytes.length / alignment) * alignment;
   }
@@ -85,11 +107,14 @@ export function encodeGguf(opts: { version?: 2 | 3; metadata: MetaEntry[]; tenso
     o.u64(offsets[i]!);
   });
   o.pad(alignment);
+  const dataStart = o.chunks.length;
   for (const t of opts.tensors) {
+    if (t.offset !== undefined) continue;
     o.bytes(t.bytes);
     o.pad(alignment);
   }
-  return Uint8Array.from(o.chunks);
+  const far = opts.tensors.flatMap((t, i) => (t.offset === undefined ? [] : [{ position: dataStart + offsets[i]!, bytes: t.bytes }]));
+  return { head: Uint8Array.from(o.chunks), far };
 }
 
 export function f32Bytes(values: Float32Array): Uint8Array {
