@@ -22,7 +22,7 @@ import {
   spearman,
   type CorrelationStat,
 } from './stats.ts';
-import { selectBestOverall, selectInWindow, selectLast, selectMinPerplexity, type EpochFigures } from './select.ts';
+import { selectBestOverall, selectInWindow, selectLast, selectMinimum, selectMinPerplexity, type EpochFigures } from './select.ts';
 import { devQualityByEpoch, heldoutTotalsByEpoch } from './tables.ts';
 import {
   DEFAULT_ALPHA,
@@ -103,6 +103,14 @@ function analyzeEpochs(input: AnalysisInput): Metrics {
   const minPpl = selectMinPerplexity(point);
   const last = selectLast(point);
   const bestOverall = selectBestOverall(point);
+  // The trainer's own eval_loss (imported series): its minimum is what HF's load_best_model_at_end
+  // would have kept. Compared only when known at every epoch in the window (every epoch, when the
+  // window holds none), so the rule is not judged on a part of the candidates.
+  const trainerLogs = new Map(input.epochs.filter((r) => r.trainer).map((r) => [r.epoch, r.trainer!]));
+  const evalLoss = Float64Array.from(prep.epochs, (e) => trainerLogs.get(e)?.evalLoss ?? NaN);
+  const inWindow = prep.epochs.map((e, i) => [e, i] as const).filter(([e]) => e >= input.window[0] && e <= input.window[1]);
+  const evalLossKnown = evalLoss.some(Number.isFinite) && (inWindow.length > 0 ? inWindow.every(([, i]) => Number.isFinite(evalLoss[i]!)) : evalLoss.every(Number.isFinite));
+  const minEvalLoss = evalLossKnown ? selectMinimum(prep.epochs, evalLoss) : -1;
 
   // Correlation over the epochs that have both figures.
   const paired = pairedIndices(point);
@@ -124,6 +132,7 @@ function analyzeEpochs(input: AnalysisInput): Metrics {
   const qualityReps = Array.from({ length: E }, () => newReplicates(B));
   const corrReps = { pearson: newReplicates(B), spearman: newReplicates(B), kendall: newReplicates(B) };
   const lostReps = newReplicates(B);
+  const evalLostReps = newReplicates(B);
   const wins = new Map<number, number>();
   const heldIdx = new Int32Array(H);
   const devIdx = new Int32Array(D);
@@ -157,6 +166,7 @@ function analyzeEpochs(input: AnalysisInput): Metrics {
     for (const [name, stat] of CORRELATIONS) record(corrReps[name], b, cause === null ? stat(bx, by) : NaN, cause);
     const lost = selected.index >= 0 && minPpl >= 0 ? f.quality[selected.index]! - f.quality[minPpl]! : NaN;
     record(lostReps, b, lost, minPpl < 0 ? 'noHeldoutTokens' : 'noValidJudgment');
+    if (minEvalLoss >= 0) record(evalLostReps, b, selected.index >= 0 ? f.quality[selected.index]! - f.quality[minEvalLoss]! : NaN, 'noValidJudgment');
     const winner = selectInWindow(f, window).index;
     if (winner >= 0) wins.set(prep.epochs[winner]!, (wins.get(prep.epochs[winner]!) ?? 0) + 1);
   }
@@ -164,7 +174,7 @@ function analyzeEpochs(input: AnalysisInput): Metrics {
   // Own seed: the draws above (and every figure from them) are the same as without this interval.
   const perplexityCi = perplexityIntervals(prep, point, settings, mulberry32(deriveSeed(input.seed, 'analysis', 'perplexity-ci')));
 
-  const trainerLogs = new Map(input.epochs.filter((r) => r.trainer).map((r) => [r.epoch, r.trainer!]));
+  const checkpointPaths = new Map(input.epochs.filter((r) => r.checkpoint !== undefined).map((r) => [r.epoch, r.checkpoint!]));
   const epochs: EpochMetrics[] = prep.epochs.map((epoch, e) => {
     const { low: lo, high: hi, ...count } = summarise(qualityReps[e]!, settings);
     let n = 0;
@@ -177,6 +187,7 @@ function analyzeEpochs(input: AnalysisInput): Metrics {
       quality: { mean: num(point.quality[e]!), ciLow: n > 0 ? num(lo) : null, ciHigh: n > 0 ? num(hi) : null, n, invalid: prep.invalid[e]!, invalidByReason: sortedCounts(prep.invalidByReason[e]!), ...count },
       trainLoss: num(prep.trainLoss.get(epoch) ?? NaN),
       ...(trainerLogs.has(epoch) ? { trainer: trainerLogs.get(epoch)! } : {}),
+      ...(checkpointPaths.has(epoch) ? { checkpoint: checkpointPaths.get(epoch)! } : {}),
     };
   });
 
@@ -191,6 +202,8 @@ function analyzeEpochs(input: AnalysisInput): Metrics {
 
   const { low: lostLo, high: lostHi, ...lostCount } = summarise(lostReps, settings);
   const lostMean = selected.index >= 0 && minPpl >= 0 ? point.quality[selected.index]! - point.quality[minPpl]! : NaN;
+  const evalLostMean = selected.index >= 0 && minEvalLoss >= 0 ? point.quality[selected.index]! - point.quality[minEvalLoss]! : NaN;
+  const { low: evalLostLo, high: evalLostHi, ...evalLostCount } = summarise(evalLostReps, settings);
 
   const alt = (rule: string, i: number) => ({
     rule,
@@ -198,12 +211,14 @@ function analyzeEpochs(input: AnalysisInput): Metrics {
     quality: i >= 0 ? num(point.quality[i]!) : null,
     perplexity: i >= 0 ? num(point.perplexity[i]!) : null,
   });
+  // The window in the axis' own unit: "epochs 5..10", "steps 150..300" (an imported series placed by steps).
   const windowText = `${window[0]}..${window[1]}`;
+  const units = `${input.positionUnit ?? 'epoch'}s`;
   const ruleText = selected.fallback
     ? selected.index >= 0
       ? `fallback: no epoch in window ${windowText} has a valid quality score, so the highest mean dev quality over all epochs was chosen (ties: lower held-out perplexity, then earlier epoch)`
       : `no epoch has a valid quality score: nothing selected`
-    : `highest mean dev quality in epochs ${windowText} (ties: lower held-out perplexity, then earlier epoch)`;
+    : `highest mean dev quality in ${units} ${windowText} (ties: lower held-out perplexity, then earlier ${input.positionUnit ?? 'epoch'})`;
 
   const stability: Record<string, number> = {};
   const candidates = prep.epochs.filter((e, i) => (selected.fallback || (e >= window[0] && e <= window[1])) && Number.isFinite(point.quality[i]!));
@@ -226,10 +241,11 @@ function analyzeEpochs(input: AnalysisInput): Metrics {
       epoch: selEpoch,
       rule: ruleText,
       alternatives: [
-        alt(selected.fallback ? 'highest dev quality, any epoch (fallback: window empty) [selected]' : `highest dev quality in epochs ${windowText} [selected]`, selected.index),
-        alt('lowest held-out perplexity (HF load_best_model_at_end, metric_for_best_model="loss")', minPpl),
+        alt(selected.fallback ? 'highest dev quality, any epoch (fallback: window empty) [selected]' : `highest dev quality in ${units} ${windowText} [selected]`, selected.index),
+        alt(LOWEST_PERPLEXITY_RULE, minPpl),
         alt('last epoch', last),
         alt('highest dev quality, any epoch', bestOverall),
+        ...(minEvalLoss >= 0 ? [alt(TRAINER_EVAL_LOSS_RULE, minEvalLoss)] : []),
       ],
       qualityLostByPerplexity: {
         mean: num(lostMean),
@@ -238,6 +254,16 @@ function analyzeEpochs(input: AnalysisInput): Metrics {
         ...lostCount,
       },
       stability,
+      ...(minEvalLoss >= 0
+        ? {
+            qualityLostByTrainerEvalLoss: {
+              mean: num(evalLostMean),
+              ciLow: Number.isFinite(evalLostMean) ? num(evalLostLo) : null,
+              ciHigh: Number.isFinite(evalLostMean) ? num(evalLostHi) : null,
+              ...evalLostCount,
+            },
+          }
+        : {}),
     },
     judge,
     data: { train: input.data.train, heldout: input.data.heldout, dev: input.data.dev },
@@ -246,9 +272,15 @@ function analyzeEpochs(input: AnalysisInput): Metrics {
     ...(input.pretraining ? { pretraining: structuredClone(input.pretraining) } : {}),
     backend: { ...input.backend },
     durationsSeconds: { ...input.durationsSeconds },
+    ...(input.positionUnit !== undefined ? { positionUnit: input.positionUnit } : {}),
     analysis: settings,
   };
 }
+
+/** The alternative rule of the lowest held-out perplexity (on our held-out set, not the trainer's eval set). */
+export const LOWEST_PERPLEXITY_RULE = 'lowest held-out perplexity (on our held-out set)';
+/** The alternative rule of the trainer's own eval_loss: present when it is known at every epoch in the window. */
+export const TRAINER_EVAL_LOSS_RULE = "lowest trainer eval_loss (what load_best_model_at_end with metric_for_best_model='loss' picks)";
 
 /**
  * The base model's row and what fine-tuning changed at the selected epoch. The base rows and the
@@ -292,6 +324,7 @@ function analyzeBase(input: AnalysisInput, epochs: EpochMetrics[], selEpoch: num
   }
 
   const { low, high, ...count } = summarise(qualityReps, settings);
+  const baseCheckpoint = input.epochs.find((r) => r.epoch === BASE_EPOCH)?.checkpoint;
   let n = 0;
   for (let d = 0; d < D; d++) if (Number.isFinite(prep.exampleQuality[d * E + b0]!)) n++;
   const row: EpochMetrics = {
@@ -301,6 +334,7 @@ function analyzeBase(input: AnalysisInput, epochs: EpochMetrics[], selEpoch: num
     bitsPerByte: num(point.bitsPerByte[b0]!),
     quality: { mean: num(point.quality[b0]!), ciLow: n > 0 ? num(low) : null, ciHigh: n > 0 ? num(high) : null, n, invalid: prep.invalid[b0]!, invalidByReason: sortedCounts(prep.invalidByReason[b0]!), ...count },
     trainLoss: num(prep.trainLoss.get(BASE_EPOCH) ?? NaN),
+    ...(baseCheckpoint !== undefined ? { checkpoint: baseCheckpoint } : {}),
   };
 
   let change: BaseChange | null = null;
@@ -656,6 +690,9 @@ function validateInput(input: AnalysisInput): void {
   if (!Array.isArray(input.window) || input.window.length !== 2 || !isEpoch(input.window[0]) || !isEpoch(input.window[1])) {
     fail('window', `expected [first, last] epochs (non-negative numbers), got ${JSON.stringify(input.window)}`);
   }
+  if (input.positionUnit !== undefined && !['epoch', 'step', 'position'].includes(input.positionUnit)) {
+    fail('positionUnit', `expected "epoch", "step" or "position", got ${JSON.stringify(input.positionUnit)}`);
+  }
   if (input.window[0] > input.window[1]) fail('window', `[${input.window}] is empty (first > last)`);
   if (!Number.isInteger(input.bootstrap) || input.bootstrap < 0) fail('bootstrap', `expected a non-negative integer, got ${input.bootstrap}`);
   const share = (key: 'confidence' | 'alpha' | 'maxUndefinedShare', closed: boolean) => {
@@ -669,6 +706,9 @@ function validateInput(input: AnalysisInput): void {
   if (!Number.isInteger(input.seed)) fail('seed', `expected an integer, got ${input.seed}`);
   input.epochs.forEach((r, i) => {
     if (!isEpoch(r.epoch)) fail(`epochs[${i}].epoch`, `expected a non-negative number, got ${JSON.stringify(r.epoch)}`);
+    if (r.checkpoint !== undefined && (typeof r.checkpoint !== 'string' || r.checkpoint === '')) {
+      fail(`epochs[${i}] (epoch ${r.epoch}).checkpoint`, `expected a non-empty path, got ${JSON.stringify(r.checkpoint)}`);
+    }
     if (!finite(r.trainLoss) && r.trainLoss !== null) {
       fail(`epochs[${i}] (epoch ${r.epoch}).trainLoss`, `expected a finite number or null (not logged), got ${typeof r.trainLoss === 'number' ? String(r.trainLoss) : JSON.stringify(r.trainLoss)}`);
     }

@@ -1,7 +1,8 @@
 // Epoch-selection rules. The study's rule: highest mean dev quality inside an inclusive epoch
 // window, ties to lower held-out perplexity, then the earlier epoch. The alternatives are what
-// a user would otherwise do (HF's load_best_model_at_end on eval loss, the last epoch, the best
-// epoch anywhere), reported side by side.
+// a user would otherwise do (the lowest held-out perplexity on our held-out set, the lowest
+// eval_loss the series' own trainer logged, which is what HF's load_best_model_at_end with
+// metric_for_best_model='loss' picks, the last epoch, the best epoch anywhere), reported side by side.
 
 /** Per-epoch figures, index-aligned with `epochs` (NaN = not measured). */
 export interface EpochFigures {
@@ -56,21 +57,32 @@ export function selectBestOverall(f: EpochFigures): number {
 }
 
 /**
- * Minimum held-out perplexity; like HF's Trainer (which only replaces the best checkpoint on a
- * strict improvement) ties go to the earlier epoch.
+ * Minimum held-out perplexity on our held-out set; ties go to the earlier epoch (as HF's Trainer,
+ * which only replaces its best checkpoint on a strict improvement, would break them).
  */
 export function selectMinPerplexity(f: EpochFigures): number {
+  return selectMinimum(f.epochs, f.perplexity);
+}
+
+/**
+ * Index of the smallest finite value in `values` (index-aligned with `epochs`; NaN = not
+ * measured, skipped), ties to the earlier epoch; -1 when none is finite. With the trainer's
+ * eval_loss per checkpoint this is what HF's load_best_model_at_end with
+ * metric_for_best_model='loss' (greater_is_better false) picks: it replaces its best checkpoint
+ * only on a strict improvement.
+ */
+export function selectMinimum(epochs: readonly number[], values: ArrayLike<number>): number {
   let best = -1;
-  for (let i = 0; i < f.epochs.length; i++) {
-    const p = f.perplexity[i]!;
+  for (let i = 0; i < epochs.length; i++) {
+    const p = values[i]!;
     if (!Number.isFinite(p)) continue;
     if (best < 0) {
       best = i;
       continue;
     }
-    const pb = f.perplexity[best]!;
+    const pb = values[best]!;
     if (p < pb && !sameValue(p, pb)) best = i;
-    else if (sameValue(p, pb) && f.epochs[i]! < f.epochs[best]!) best = i;
+    else if (sameValue(p, pb) && epochs[i]! < epochs[best]!) best = i;
   }
   return best;
 }

@@ -49,7 +49,11 @@ export function devQualityByEpoch(rows: AnalysisInput['quality']): Array<{ epoch
  * The base model (metrics.base), when present, is the first row, epoch 0, with `reference`
  * true (false on every fine-tuning epoch), `selected` false and `stability` empty: it is not a
  * candidate. The perplexity interval (perplexityCiLow, perplexityCiHigh, perplexityCiUnreliable)
- * comes after the columns that were there before it, except `reference`, which stays last.
+ * comes after the columns that were there before it, then `reference`. Columns added since
+ * are appended after `reference`, so earlier columns keep their places: `checkpoint` (the
+ * checkpoint folder or file of that epoch, empty when not named), and what an imported series'
+ * trainer logged (EpochMetrics.trainer), `trainerLoss`, `trainerEvalLoss` (nats per token) and
+ * `trainerStep`, empty when absent.
  */
 export function epochTable(metrics: Metrics): dfd.DataFrame {
   const e = metrics.base ? [metrics.base, ...metrics.epochs] : metrics.epochs;
@@ -73,6 +77,10 @@ export function epochTable(metrics: Metrics): dfd.DataFrame {
     perplexityCiHigh: e.map((x) => x.perplexityCi.high),
     perplexityCiUnreliable: e.map((x) => x.perplexityCi.intervalUnreliable),
     reference: e.map((x) => isBase(x)),
+    checkpoint: e.map((x) => x.checkpoint ?? null),
+    trainerLoss: e.map((x) => x.trainer?.loss ?? null),
+    trainerEvalLoss: e.map((x) => x.trainer?.evalLoss ?? null),
+    trainerStep: e.map((x) => x.trainer?.step ?? null),
   });
 }
 

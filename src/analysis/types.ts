@@ -10,9 +10,17 @@ export interface AnalysisInput {
    * accepted at any epoch (a checkpoint series imported from another trainer may have logged no
    * loss before a checkpoint). An epoch is a non-negative number: a position in an imported
    * series may be fractional (a checkpoint saved by steps). `trainer`, when given, is copied
-   * into that epoch's metrics as is.
+   * into that epoch's metrics as is; so is `checkpoint`, the path of the checkpoint folder or
+   * file evaluated at that epoch (an imported series: relative to the working directory, as the
+   * user would name it), a non-empty string.
    */
-  epochs: Array<{ epoch: number; trainLoss: number | null; trainer?: TrainerLog }>;
+  epochs: Array<{ epoch: number; trainLoss: number | null; trainer?: TrainerLog; checkpoint?: string }>;
+  /**
+   * What the epoch numbers count (an imported series, src/checkpoint/series.ts): 'epoch'
+   * (trainer_state.json epochs), 'step' (trainer steps or the numbers in GGUF file names), or
+   * 'position' when a series mixes both. Copied into metrics.json; absent = 'epoch'.
+   */
+  positionUnit?: PositionUnit;
   /**
    * Held-out, per example, response tokens only. Rows with epoch 0 (here and in `quality`) are
    * the base model: analyze() evaluates them into Metrics.base and leaves them out of every
@@ -76,6 +84,9 @@ export interface TrainerLog {
   evalLoss: number | null;
   step: number;
 }
+
+/** What the epoch axis counts (AnalysisInput.positionUnit). */
+export type PositionUnit = 'epoch' | 'step' | 'position';
 
 export const DEFAULT_CONFIDENCE = 0.95;
 export const DEFAULT_ALPHA = 0.05;
@@ -160,6 +171,8 @@ export interface EpochMetrics {
   trainLoss: Num;
   /** Present for an imported checkpoint series only: what its trainer logged (TrainerLog). */
   trainer?: TrainerLog;
+  /** Present when the pipeline named it (imported series): the checkpoint folder or file to ship for this epoch, as a path relative to the working directory. */
+  checkpoint?: string;
 }
 
 export interface CorrelationFigure extends ReplicateCount {
@@ -232,6 +245,15 @@ export interface Metrics {
     qualityLostByPerplexity: { mean: Num; ciLow: Num; ciHigh: Num } & ReplicateCount;
     /** Epoch (as a string key) -> fraction of bootstrap resamples in which the rule picks it. */
     stability: Record<string, number>;
+    /**
+     * Present only when the trainer's eval_loss (EpochMetrics.trainer.evalLoss) is known at every
+     * epoch in the window: mean dev quality of the selected epoch minus that of the epoch with
+     * the lowest trainer eval_loss (the alternative rule of that name, over every epoch with an
+     * eval_loss; what load_best_model_at_end with metric_for_best_model='loss' picks), with its
+     * bootstrap interval (the same resamples of dev examples as qualityLostByPerplexity; the
+     * trainer's eval_loss itself is fixed, not resampled).
+     */
+    qualityLostByTrainerEvalLoss?: { mean: Num; ciLow: Num; ciHigh: Num } & ReplicateCount;
   };
   judge: { kind: string; description: string; formula?: string };
   data: { train: number; heldout: number; dev: number };
@@ -243,6 +265,8 @@ export interface Metrics {
   pretraining?: PretrainingFigures;
   backend: Record<string, unknown>;
   durationsSeconds: Record<string, number>;
+  /** What the epoch numbers count: present only when the pipeline said (AnalysisInput.positionUnit); absent = 'epoch'. */
+  positionUnit?: PositionUnit;
   /** The settings the intervals and the summary's verdict were computed with. */
   analysis: { bootstrap: number; confidence: number; alpha: number; maxUndefinedShare: number };
 }

@@ -25,7 +25,7 @@ export {
 } from './native.ts';
 export { tokenizerHash, weightsHash } from './hash.ts';
 export { fromHfLlamaTensors, hfLlamaConfig, hfLlamaName, llamaConfigFromHf, toHfLlamaTensors } from './hf-llama.ts';
-export { ggufPlace, isGgufName, listSeries, type SeriesCheckpoint, type SeriesFormat, type SeriesSpec, type TrainerLogged } from './series.ts';
+export { ggufPlace, ggufPositionUnit, isGgufName, listSeries, seriesPositionUnit, type PositionUnit, type SeriesCheckpoint, type SeriesFormat, type SeriesSpec, type TrainerLogged } from './series.ts';
 export { fromHfGpt2Tensors, hfGpt2Config, hfGpt2Name, loadHfCheckpoint, modelConfigFromHf, toHfGpt2Tensors, writeHfGpt2, writeHfLlama, type HfExportFiles, type HfSpecialTokens } from './hf.ts';
 export {
   decodeGgufTensor,

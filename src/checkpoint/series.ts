@@ -36,6 +36,8 @@ export interface SeriesCheckpoint {
   format: 'hf' | 'native' | 'gguf';
   /** What analysis calls the epoch: trainer_state.json's epoch, else the step (GGUF: the epoch, else step in the file name, ggufPlace). */
   position: number;
+  /** What `position` counts: 'epoch' (trainer_state.json's epoch, our manifest's epoch, an epoch in a GGUF name) or 'step' (the trainer's step, a step or bare number in a GGUF name). */
+  positionUnit: PositionUnit;
   /** The trainer's step (our manifest's step for native folders). */
   step: number;
   /** The label generation seeds derive from: the step (HF, GGUF), the epoch (ours, as in our own runs). */
@@ -44,6 +46,18 @@ export interface SeriesCheckpoint {
   trainLoss: number | null;
   /** HF folders with a trainer_state.json only. */
   trainer?: TrainerLogged;
+}
+
+/** What a checkpoint's position counts: epochs or optimizer steps. */
+export type PositionUnit = 'epoch' | 'step';
+
+/**
+ * The unit of a whole series' positions: the checkpoints' common positionUnit, or 'position'
+ * when they mix epochs and steps (the axis is then neither).
+ */
+export function seriesPositionUnit(series: ReadonlyArray<Pick<SeriesCheckpoint, 'positionUnit'>>): PositionUnit | 'position' {
+  const units = new Set(series.map((c) => c.positionUnit));
+  return units.size === 1 ? [...units][0]! : 'position';
 }
 
 const exists = (file: string) => fs.access(file).then(() => true, () => false);
@@ -123,7 +137,7 @@ async function placeHf(dir: string): Promise<Omit<SeriesCheckpoint, 'dir' | 'for
     if (nameStep === undefined) {
       throw new Error(`${dir}: no trainer_state.json and the folder is not named checkpoint-<step>: cannot place it in the series`);
     }
-    return { position: nameStep, step: nameStep, seedKey: nameStep, trainLoss: null };
+    return { position: nameStep, positionUnit: 'step', step: nameStep, seedKey: nameStep, trainLoss: null };
   }
   const state = (await readJson(stateFile)) as Record<string, unknown> | null;
   if (state === null || typeof state !== 'object' || Array.isArray(state)) throw new Error(`${stateFile}: expected a JSON object`);
@@ -148,7 +162,7 @@ async function placeHf(dir: string): Promise<Omit<SeriesCheckpoint, 'dir' | 'for
       if (num(e!.eval_loss) !== undefined) evalLoss = e!.eval_loss as number;
     }
   }
-  return { position: epoch ?? step, step, seedKey: step, trainLoss: loss, trainer: { loss, evalLoss, step } };
+  return { position: epoch ?? step, positionUnit: epoch !== undefined ? 'epoch' : 'step', step, seedKey: step, trainLoss: loss, trainer: { loss, evalLoss, step } };
 }
 
 /** A trailing ggml type token in a GGUF file name: -F16, .Q8_0, _Q4_K_M, -BF16, -IQ2_XXS, any case. */
@@ -203,12 +217,18 @@ export function ggufPlace(file: string): { position: number; step: number; seedK
   return { position: n, step: n, seedKey: n };
 }
 
+/** What a GGUF file's position (ggufPlace) counts: 'epoch' when its name has an epoch number, else 'step'. */
+export function ggufPositionUnit(file: string): PositionUnit {
+  const stem = path.basename(file).replace(/\.gguf$/i, '').replace(GGML_TYPE_SUFFIX, '');
+  return [...stem.matchAll(KEYWORD_NUMBER)].some((m) => m[1]!.toLowerCase() === 'epoch') ? 'epoch' : 'step';
+}
+
 async function placeNative(dir: string): Promise<Omit<SeriesCheckpoint, 'dir' | 'format'>> {
   const file = path.join(dir, 'manifest.json');
   const m = (await readJson(file)) as { epoch?: unknown; step?: unknown; trainLoss?: unknown };
   const epoch = num(m?.epoch);
   if (epoch === undefined || epoch < 0) throw new Error(`${file}: epoch: expected a non-negative number, got ${JSON.stringify(m?.epoch)}`);
-  return { position: epoch, step: num(m.step) ?? epoch, seedKey: epoch, trainLoss: num(m.trainLoss) ?? null };
+  return { position: epoch, positionUnit: 'epoch', step: num(m.step) ?? epoch, seedKey: epoch, trainLoss: num(m.trainLoss) ?? null };
 }
 
 /**
@@ -229,7 +249,7 @@ export async function listSeries(spec: SeriesSpec, where: string, include?: (dir
       if (spec.format !== 'auto' && spec.format !== 'gguf') throw new Error(`${dir}: a GGUF file, but ${where}.format is ${JSON.stringify(spec.format)}`);
       const place = ggufPlace(dir);
       if (place === undefined) unnumbered.push(dir);
-      else out.push({ dir, format: 'gguf', ...place, trainLoss: null });
+      else out.push({ dir, format: 'gguf', ...place, positionUnit: ggufPositionUnit(dir), trainLoss: null });
       continue;
     }
     const format = await folderFormat(dir);

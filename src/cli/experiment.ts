@@ -15,7 +15,7 @@ import { groupChatFormats } from '../eval/eval-tokenizer.ts';
 import { runTraining, type TrainRunResult } from '../train/run.ts';
 import { pretrainBase, type PretrainedBase } from '../train/base.ts';
 import { collectPretrainText } from '../data/pretrain-cache.ts';
-import { listCheckpoints, listSeries, loadCheckpoint, type SeriesCheckpoint } from '../checkpoint/index.ts';
+import { listCheckpoints, listSeries, loadCheckpoint, seriesPositionUnit, type SeriesCheckpoint } from '../checkpoint/index.ts';
 import { runEvaluation, type CheckpointEntry, type GenerationResult } from '../eval/index.ts';
 import { queueConnection } from '../eval/queue.ts';
 import { evaluateDuringTraining } from '../eval/during-training.ts';
@@ -167,6 +167,7 @@ export async function runExperiment(options: ExperimentOptions): Promise<Experim
   let epochRows: () => Promise<AnalysisInput['epochs']>;
   let backend: Record<string, unknown>;
   let pretrained: PretrainedBase | undefined;
+  let positionUnit: AnalysisInput['positionUnit'];
   if (config.checkpoints) {
     const spec = config.checkpoints;
     log(quiet, `stage 2-3/6 checkpoints: ${spec.dir !== undefined ? `the folders in ${spec.dir}` : spec.glob} (format ${spec.format})`);
@@ -175,7 +176,8 @@ export async function runExperiment(options: ExperimentOptions): Promise<Experim
     log(quiet, `checkpoints: ${series.length} (${formats.join(', ')}) at positions ${series.map((c) => c.position).join(', ')}`);
     if (until < STAGES.indexOf('eval')) return { runDir };
     checkpoints = series.map((c) => ({ epoch: c.position, dir: c.dir, seedKey: c.seedKey }));
-    epochRows = async () => series.map((c) => ({ epoch: c.position, trainLoss: c.trainLoss, ...(c.trainer ? { trainer: c.trainer } : {}) }));
+    epochRows = async () => series.map((c) => ({ epoch: c.position, trainLoss: c.trainLoss, ...(c.trainer ? { trainer: c.trainer } : {}), checkpoint: shownPath(c.dir) }));
+    positionUnit = seriesPositionUnit(series);
     backend = { training: `imported checkpoint series (${formats.join(', ')})`, evaluation: 'onnxruntime-node (cpu)', evalWorkers: config.eval.workers };
   } else {
     const trainConfig = config.train!;
@@ -325,6 +327,7 @@ export async function runExperiment(options: ExperimentOptions): Promise<Experim
     heldoutCoverage: evaluation.heldoutCoverage,
     chatFormat: groupChatFormats(evaluation.chatFormats),
     ...(pretrained ? { pretraining: pretrainingFigures(pretrained) } : {}),
+    ...(positionUnit ? { positionUnit } : {}),
     backend,
     durationsSeconds: Object.fromEntries(Object.entries(durations).map(([k, v]) => [k, round(v)])),
   };
@@ -361,6 +364,12 @@ function pretrainingFigures(base: PretrainedBase): NonNullable<AnalysisInput['pr
     seconds: r.seconds,
     tokensPerSec: r.tokensPerSec,
   };
+}
+
+/** A checkpoint's path as the report names it: relative to the working directory, absolute when outside it. */
+function shownPath(file: string): string {
+  const rel = path.relative(process.cwd(), file);
+  return rel === '' || rel.split(path.sep)[0] === '..' || path.isAbsolute(rel) ? file : rel;
 }
 
 function round(x: number): number {

@@ -19,9 +19,25 @@ const PPL_COLOR = '#d6604d';
 const QUALITY_COLOR = '#2166ac';
 const SCHEMA = 'https://vega.github.io/schema/vega-lite/v5.json';
 
+/**
+ * The report's charts in order. The training-loss chart is left out when no epoch (nor the base)
+ * has a training loss (a GGUF series logs none): it would be empty axes; hasTrainLoss() says so,
+ * and the page notes the omission.
+ */
 export function buildCharts(metrics: Metrics, drilldown: DrilldownExample[]): Chart[] {
   const trainer = metrics.epochs.some((e) => e.trainer) ? [trainerChart(metrics)] : [];
-  return [epochChart(metrics), scatterChart(metrics), distributionChart(metrics, drilldown), trainLossChart(metrics), ...trainer, stabilityChart(metrics)];
+  const trainLoss = hasTrainLoss(metrics) ? [trainLossChart(metrics)] : [];
+  return [epochChart(metrics), scatterChart(metrics), distributionChart(metrics, drilldown), ...trainLoss, ...trainer, stabilityChart(metrics)];
+}
+
+/** Whether any epoch (or the base row) has a training loss to chart. */
+export function hasTrainLoss(metrics: Metrics): boolean {
+  return metrics.epochs.some((e) => e.trainLoss !== null) || (metrics.base?.trainLoss ?? null) !== null;
+}
+
+/** What the epoch axis counts, as its title: 'epoch' (our runs, trainer_state.json epochs), 'step' or 'position' (metrics.positionUnit). */
+export function positionName(metrics: Metrics): string {
+  return metrics.positionUnit ?? 'epoch';
 }
 
 /** Compile with vega-lite (throws on an invalid spec) and return the Vega spec. */
@@ -94,12 +110,12 @@ function epochDomain(metrics: Metrics): [number, number] {
 function epochChart(metrics: Metrics): Chart {
   const rows = epochRows(metrics);
   const domain = epochDomain(metrics);
-  const x = { field: 'epoch', type: 'quantitative' as const, title: 'epoch', scale: { domain, nice: false }, axis: epochAxis(metrics) };
+  const x = { field: 'epoch', type: 'quantitative' as const, title: positionName(metrics), scale: { domain, nice: false }, axis: epochAxis(metrics) };
   const [wlo, whi] = metrics.selection.window;
   const selected = metrics.selection.epoch;
   return {
     id: 'epochs',
-    title: 'Held-out perplexity and dev quality per epoch',
+    title: `Held-out perplexity and dev quality per ${positionName(metrics)}`,
     caption:
       `Red: held-out perplexity (left axis). Blue: mean dev quality with its ${level(metrics)} bootstrap interval (right axis). Shaded: the selection window ${wlo}..${whi}. Dashed: the selected epoch.` +
       (metrics.base ? ' Dotted horizontal lines: the base model (epoch 0, before fine-tuning) as a reference, red for its perplexity, blue for its quality.' : ''),
@@ -147,7 +163,7 @@ function epochChart(metrics: Metrics): Chart {
           ? []
           : [
               {
-                data: { values: [{ epoch: selected, label: `selected: epoch ${selected}` }] },
+                data: { values: [{ epoch: selected, label: `selected: ${positionName(metrics)} ${selected}` }] },
                 layer: [
                   { mark: { type: 'rule' as const, strokeDash: [6, 4], color: '#333', size: 2 } },
                   { mark: { type: 'text' as const, align: 'left' as const, dx: 4, dy: -4, baseline: 'top' as const, y: 0 }, encoding: { text: { field: 'label' } } },
@@ -212,7 +228,7 @@ function distributionChart(metrics: Metrics, drilldown: DrilldownExample[]): Cha
   const x = {
     field: 'epoch',
     type: 'ordinal' as const,
-    title: 'epoch',
+    title: positionName(metrics),
     sort: [...(base ? [0] : []), ...metrics.epochs.map((e) => e.epoch)],
     ...(base ? { axis: { labelExpr: "datum.value == 0 ? '0 (base)' : datum.label", labelAngle: 0 } } : {}),
   };
@@ -258,12 +274,18 @@ function distributionChart(metrics: Metrics, drilldown: DrilldownExample[]): Cha
   };
 }
 
-/** (4) Mean training loss per epoch. */
+/**
+ * (4) Training loss per epoch: our runs' mean over each epoch; an imported series' trainLoss is
+ * its trainer's last logged loss at or before the checkpoint's step, and the caption says so.
+ */
 function trainLossChart(metrics: Metrics): Chart {
+  const logged = metrics.epochs.some((e) => e.trainer);
   return {
     id: 'trainloss',
-    title: 'Training loss per epoch',
-    caption: 'Mean training loss over each epoch (nats per response token).',
+    title: `Training loss per ${positionName(metrics)}`,
+    caption: logged
+      ? "The trainer's last logged training loss at or before each checkpoint's step (trainer_state.json log_history; nats per token over its own training data, not a mean over the epoch)."
+      : 'Mean training loss over each epoch (nats per response token).',
     spec: {
       $schema: SCHEMA,
       width: WIDTH,
@@ -271,8 +293,8 @@ function trainLossChart(metrics: Metrics): Chart {
       data: { values: epochRows(metrics) },
       mark: { type: 'line', point: true, color: '#4d4d4d' },
       encoding: {
-        x: { field: 'epoch', type: 'quantitative', title: 'epoch', scale: { domain: epochDomain(metrics), nice: false }, axis: epochAxis(metrics) },
-        y: { field: 'trainLoss', type: 'quantitative', title: 'mean train loss', scale: { zero: false } },
+        x: { field: 'epoch', type: 'quantitative', title: positionName(metrics), scale: { domain: epochDomain(metrics), nice: false }, axis: epochAxis(metrics) },
+        y: { field: 'trainLoss', type: 'quantitative', title: logged ? 'trainer loss (last logged)' : 'mean train loss', scale: { zero: false } },
         tooltip: [{ field: 'epoch' }, { field: 'trainLoss', format: '.4f' }],
       },
     } as TopLevelSpec,
@@ -306,7 +328,7 @@ function trainerChart(metrics: Metrics): Chart {
       data: { values: rows },
       mark: { type: 'line', point: true },
       encoding: {
-        x: { field: 'epoch', type: 'quantitative', title: 'epoch', scale: { domain: epochDomain(metrics), nice: false }, axis: epochAxis(metrics) },
+        x: { field: 'epoch', type: 'quantitative', title: positionName(metrics), scale: { domain: epochDomain(metrics), nice: false }, axis: epochAxis(metrics) },
         y: { field: 'value', type: 'quantitative', title: 'nats per token', scale: { zero: false } },
         color: { field: 'series', type: 'nominal', title: null, scale: { domain: series, range: ['#4d4d4d', '#999999', PPL_COLOR] } },
         tooltip: [{ field: 'epoch' }, { field: 'step' }, { field: 'series' }, { field: 'value', format: '.4f' }],
@@ -331,7 +353,7 @@ function stabilityChart(metrics: Metrics): Chart {
       data: { values: rows },
       mark: { type: 'bar' },
       encoding: {
-        x: { field: 'epoch', type: 'ordinal', title: 'epoch', sort: rows.map((r) => r.epoch) },
+        x: { field: 'epoch', type: 'ordinal', title: positionName(metrics), sort: rows.map((r) => r.epoch) },
         y: { field: 'fraction', type: 'quantitative', title: 'win fraction', scale: { domain: [0, 1] }, axis: { format: '%' } },
         color: { field: 'selected', type: 'nominal', scale: { domain: ['selected', 'other'], range: [QUALITY_COLOR, '#bbb'] }, legend: null },
         tooltip: [{ field: 'epoch' }, { field: 'fraction', format: '.1%' }],

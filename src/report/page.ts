@@ -2,7 +2,7 @@
 // string building; every data-derived string is escaped here.
 import { EVAL_DURING_TRAINING, type DrilldownExample, type EpochMetrics, type Metrics, type ReplicateCount } from '../analysis/types.ts';
 import { BASE_EPOCH, undefinedReplicatesText } from '../analysis/analyze.ts';
-import type { Chart } from './charts.ts';
+import { hasTrainLoss, positionName, type Chart } from './charts.ts';
 import { escapeHtml as h, inlineScript, jsonForScript } from './html.ts';
 import { truncate } from '../util/text.ts';
 import { INVALID_REASONS } from '../judge/parse.ts';
@@ -137,11 +137,22 @@ export function renderPage(p: PageInput): string {
   const isRubric = /rubric/i.test(m.judge.kind);
   const level = percent(m.analysis.confidence);
   const judgeExtra = Object.entries(m.judge).filter(([k]) => !['kind', 'description'].includes(k));
+  // What the epoch numbers count (an imported series: 'step' when placed by steps) and, when the
+  // pipeline named them, the checkpoint folder or file of each epoch: the thing to ship.
+  const unit = positionName(m);
+  const checkpointOf = new Map(m.epochs.filter((e) => e.checkpoint !== undefined).map((e) => [e.epoch, e.checkpoint!]));
+  const named = checkpointOf.size > 0;
+  const shipWhat = (epoch: number): string => {
+    const ck = checkpointOf.get(epoch);
+    return ck === undefined ? `<strong>${h(unit)} ${h(epoch)}</strong>` : `<strong><code>${h(ck)}</code></strong> (${h(unit)} ${h(epoch)})`;
+  };
+  const checkpointCell = (epoch: number | null): string => (named ? `<td class="text">${epoch === null || !checkpointOf.has(epoch) ? '–' : `<code>${h(checkpointOf.get(epoch)!)}</code>`}</td>` : '');
+  const checkpointHead = named ? '<th class="text">checkpoint</th>' : '';
 
   const headline =
     sel.epoch === null
-      ? `<p class="headline">No epoch could be selected: ${h(sel.rule)}</p>`
-      : `<p class="headline">Ship <strong>epoch ${h(sel.epoch)}</strong>: mean dev quality ${fmt(selRow?.quality.mean ?? null, 2)} ${selRow ? ciText(selRow.quality.ciLow, selRow.quality.ciHigh, selRow.quality, 'the mean') : ''}, held-out perplexity ${fmt(selRow?.perplexity ?? null, 2)}.<br><span class="muted">Rule: ${h(sel.rule)}.</span></p>`;
+      ? `<p class="headline">No ${h(unit)} could be selected: ${h(sel.rule)}</p>`
+      : `<p class="headline">Ship ${shipWhat(sel.epoch)}: mean dev quality ${fmt(selRow?.quality.mean ?? null, 2)} ${selRow ? ciText(selRow.quality.ciLow, selRow.quality.ciHigh, selRow.quality, 'the mean') : ''}, held-out perplexity ${fmt(selRow?.perplexity ?? null, 2)}.<br><span class="muted">Rule: ${h(sel.rule)}.</span></p>`;
 
   const corrRows = (['pearson', 'spearman', 'kendall'] as const)
     .map((k) => {
@@ -153,19 +164,20 @@ export function renderPage(p: PageInput): string {
   const altRows = sel.alternatives
     .map(
       (a) =>
-        `<tr${a.epoch === sel.epoch && a === sel.alternatives[0] ? ' class="selected"' : ''}><td class="text">${h(a.rule)}</td><td>${a.epoch === null ? '–' : h(a.epoch)}</td><td>${fmt(a.quality, 2)}</td><td>${fmt(a.perplexity, 2)}</td></tr>`,
+        `<tr${a.epoch === sel.epoch && a === sel.alternatives[0] ? ' class="selected"' : ''}><td class="text">${h(a.rule)}</td><td>${a.epoch === null ? '–' : h(a.epoch)}</td>${checkpointCell(a.epoch)}<td>${fmt(a.quality, 2)}</td><td>${fmt(a.perplexity, 2)}</td></tr>`,
     )
     .join('');
   const lost = sel.qualityLostByPerplexity;
+  const evalLost = sel.qualityLostByTrainerEvalLoss;
 
   // The base model (epoch 0) first, as a reference row: not a candidate, so no selection wins.
   const baseRow = m.base
-    ? `<tr class="reference"><td>0 (base)</td><td>${fmt(m.base.perplexity, 3)}${pplCi(m.base)}</td><td>${fmt(m.base.bitsPerByte, 4)}</td><td>${fmt(m.base.quality.mean, 3)}</td><td>${ciText(m.base.quality.ciLow, m.base.quality.ciHigh, m.base.quality, 'the mean')}</td><td>${h(m.base.quality.n)}</td><td>${h(m.base.quality.invalid)}${reasonBreakdown(m.base.quality.invalidByReason)}</td><td>${fmt(m.base.trainLoss, 4)}</td><td class="muted">reference</td></tr>\n`
+    ? `<tr class="reference"><td>0 (base)</td>${named ? `<td class="text">${m.base.checkpoint === undefined ? '–' : `<code>${h(m.base.checkpoint)}</code>`}</td>` : ''}<td>${fmt(m.base.perplexity, 3)}${pplCi(m.base)}</td><td>${fmt(m.base.bitsPerByte, 4)}</td><td>${fmt(m.base.quality.mean, 3)}</td><td>${ciText(m.base.quality.ciLow, m.base.quality.ciHigh, m.base.quality, 'the mean')}</td><td>${h(m.base.quality.n)}</td><td>${h(m.base.quality.invalid)}${reasonBreakdown(m.base.quality.invalidByReason)}</td><td>${fmt(m.base.trainLoss, 4)}</td><td class="muted">reference</td></tr>\n`
     : '';
   const epochRows = m.epochs
     .map(
       (e) =>
-        `<tr${e.epoch === sel.epoch ? ' class="selected"' : ''}><td>${h(e.epoch)}${e.epoch >= sel.window[0] && e.epoch <= sel.window[1] ? '' : ' <span class="muted">(outside window)</span>'}</td><td>${fmt(e.perplexity, 3)}${pplCi(e)}</td><td>${fmt(e.bitsPerByte, 4)}</td><td>${fmt(e.quality.mean, 3)}</td><td>${ciText(e.quality.ciLow, e.quality.ciHigh, e.quality, 'the mean')}</td><td>${h(e.quality.n)}</td><td>${h(e.quality.invalid)}${reasonBreakdown(e.quality.invalidByReason)}</td><td>${fmt(e.trainLoss, 4)}</td><td>${h(((sel.stability[String(e.epoch)] ?? 0) * 100).toFixed(1))}%</td></tr>`,
+        `<tr${e.epoch === sel.epoch ? ' class="selected"' : ''}><td>${h(e.epoch)}${e.epoch >= sel.window[0] && e.epoch <= sel.window[1] ? '' : ' <span class="muted">(outside window)</span>'}</td>${checkpointCell(e.epoch)}<td>${fmt(e.perplexity, 3)}${pplCi(e)}</td><td>${fmt(e.bitsPerByte, 4)}</td><td>${fmt(e.quality.mean, 3)}</td><td>${ciText(e.quality.ciLow, e.quality.ciHigh, e.quality, 'the mean')}</td><td>${h(e.quality.n)}</td><td>${h(e.quality.invalid)}${reasonBreakdown(e.quality.invalidByReason)}</td><td>${fmt(e.trainLoss, 4)}</td><td>${h(((sel.stability[String(e.epoch)] ?? 0) * 100).toFixed(1))}%</td></tr>`,
     )
     .join('');
 
@@ -206,9 +218,13 @@ ${m.base ? `<p><strong>Against the base model:</strong> ${h(m.base.summary)}</p>
 <table><tr><th class="text">correlation across ${h(m.correlation.pairedEpochs)} epochs</th><th>r</th><th>${h(level)} bootstrap CI</th><th>permutation p</th></tr>${corrRows}</table>
 <p class="muted">Every interval here is a ${h(level)} percentile bootstrap interval over ${h(m.analysis.bootstrap)} resamples of the dev examples (quality) and the held-out examples (perplexity), one draw used at every epoch. The epochs themselves are fixed: each r is across only ${h(m.correlation.pairedEpochs)} epochs, which the interval does not reflect and the two-sided permutation p (over pairings of the epochs) does. A direction is stated only when the interval excludes 0 and p &lt; ${h(m.analysis.alpha)}. An interval is marked unreliable when more than ${h(percent(m.analysis.maxUndefinedShare))} of the resamples left its statistic undefined (they are left out of it).</p>
 <p class="muted">LIMA (Zhou et al. 2023) found perplexity rising while generation quality kept improving, i.e. r(perplexity, quality) &gt; 0; the sign here is measured, not assumed.</p>
-<table><tr><th class="text">selection rule</th><th>epoch</th><th>dev quality</th><th>held-out perplexity</th></tr>${altRows}</table>
+<table><tr><th class="text">selection rule</th><th>${h(unit)}</th>${checkpointHead}<th>dev quality</th><th>held-out perplexity</th></tr>${altRows}</table>
 <p>Quality lost by selecting on perplexity instead (quality of the selected epoch minus quality of the lowest-perplexity epoch): <strong>${signed(lost.mean)}</strong> ${ciText(lost.ciLow, lost.ciHigh, lost, 'the difference', 2, true)}.</p>
-<p><strong>Judge:</strong> ${h(m.judge.kind)} – ${h(m.judge.description)}${
+${
+    evalLost
+      ? `<p>Quality lost by keeping the checkpoint with the lowest trainer eval_loss instead (what <code>load_best_model_at_end</code> with <code>metric_for_best_model='loss'</code> would have kept; quality of the selected ${h(unit)} minus quality of that one): <strong>${signed(evalLost.mean)}</strong> ${ciText(evalLost.ciLow, evalLost.ciHigh, evalLost, 'the difference', 2, true)}.</p>\n`
+      : ''
+  }<p><strong>Judge:</strong> ${h(m.judge.kind)} – ${h(m.judge.description)}${
     isRubric ? ' <span class="proxy">(a rubric is a proxy for human or LLM judgment, not a measurement of it)</span>' : ''
   }</p>
 ${judgeExtra.length ? `<ul>${judgeExtra.map(([k, v]) => `<li>${h(k)}: <code>${h(valueText(v))}</code></li>`).join('')}</ul>` : ''}
@@ -220,16 +236,16 @@ ${pretrainingText(m)}
 <p><strong>Run time:</strong> ${h(totalSeconds.toFixed(1))} s in total</p><ul>${durationItems}</ul>
 </div>
 
-<h2>Per epoch</h2>
+<h2>${m.positionUnit ? 'Per checkpoint' : 'Per epoch'}</h2>
 <table>
-<tr><th>epoch</th><th>held-out perplexity [${h(level)} CI]</th><th>bits / byte</th><th>dev quality</th><th>${h(level)} CI</th><th>n</th><th>invalid judgments</th><th>train loss</th><th>selection wins</th></tr>
+<tr><th>${h(unit)}</th>${checkpointHead}<th>held-out perplexity [${h(level)} CI]</th><th>bits / byte</th><th>dev quality</th><th>${h(level)} CI</th><th>n</th><th>invalid judgments</th><th>train loss</th><th>selection wins</th></tr>
 ${baseRow}${epochRows}
 </table>
 ${m.base ? `<p class="muted">Epoch 0 is the base model before fine-tuning${m.base.trainLoss !== null ? ' (its train loss is its pretraining loss)' : ''}: a reference row, left out of the correlation, of every selection rule and of the selection stability.</p>` : ''}
 ${reasonLegend(m)}
 
 <h2>Charts</h2>
-${figures}
+${hasTrainLoss(m) ? '' : `<p class="muted">No training loss was logged for any checkpoint${m.positionUnit ? ' (GGUF files and checkpoints without a trainer log carry none)' : ''}, so there is no training-loss chart.</p>\n`}${figures}
 
 <h2>Drill-down: dev examples</h2>
 <p class="muted">Each example's prompt, reference answer, and every epoch's generation with its score (– = invalid judgment). The selected epoch is highlighted.${

@@ -8,6 +8,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { analyze, type AnalysisInput, type Metrics } from '../../src/analysis/index.ts';
 import { replicateSummary } from '../../src/analysis/stats.ts';
+import { LOWEST_PERPLEXITY_RULE } from '../../src/analysis/analyze.ts';
 import { deriveSeed, mulberry32 } from '../../src/util/rng.ts';
 import { syntheticInput, withBase } from './fixtures.ts';
 
@@ -65,6 +66,11 @@ function replay(input: AnalysisInput, epochs: number[], ids: string[], labels: s
 test('adding perplexityCi changed no other figure: the rest equals what the code before it wrote, bit for bit', () => {
   const before = JSON.parse(fs.readFileSync(path.join(import.meta.dirname, 'fixtures/metrics-before-perplexity-ci.json'), 'utf8')) as Metrics;
   assert.ok(before.base && !('perplexityCi' in before.epochs[0]!), 'the fixture predates the field and has a base row');
+  // Since then the lowest-perplexity rule was relabelled (it is not what HF's load_best_model_at_end
+  // does: that picks by the trainer's own eval_loss); only its label changed.
+  const old = before.selection.alternatives.find((a) => a.rule.startsWith('lowest held-out perplexity (HF load_best_model_at_end'));
+  assert.ok(old, 'the fixture has the old label');
+  old.rule = LOWEST_PERPLEXITY_RULE;
   // Every interval, p-value, stability share and sentence (JSON keeps doubles exact). Drawing
   // the perplexity resamples from the shared bootstrap (or base) generator would move them.
   assert.deepEqual(withoutPerplexityCi(analyze(snapshotInput())), before);

@@ -53,5 +53,12 @@ test('a study over three GGUF files: one checkpoint per file at the epochs of th
   assert.deepEqual([...new Set(gens.map((g) => `${g.epoch}:${g.seedKey}`))].sort(), ['1:100', '2:200', '3:300']);
   const html = await fs.readFile(path.join(dir, 'reports/gguf-run/index.html'), 'utf8');
   assert.match(html, /plain template/);
+  // The file to ship, named as the config's glob gives it; no empty training-loss chart.
+  assert.deepEqual(metrics.epochs.map((e: { checkpoint: string }) => e.checkpoint), [1, 2, 3].map((n) => `run/run-epoch${n}-step${n * 100}-F32.gguf`));
+  assert.equal(metrics.positionUnit, 'epoch', 'the names carry epochs');
+  const sel = metrics.selection.epoch;
+  assert.ok(html.includes(`Ship <strong><code>run/run-epoch${sel}-step${sel * 100}-F32.gguf</code></strong> (epoch ${sel})`));
+  assert.match(html, /no training-loss chart/);
+  await assert.rejects(fs.access(path.join(dir, 'reports/gguf-run/chart-trainloss.svg')));
   console.log(`# GGUF series study: positions ${metrics.epochs.map((e: { epoch: number }) => e.epoch).join(', ')}, perplexities ${metrics.epochs.map((e: { perplexity: number }) => e.perplexity.toFixed(1)).join(', ')}`);
 });

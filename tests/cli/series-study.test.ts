@@ -69,6 +69,16 @@ test('the CI study read back as an HF checkpoint series gives the same metrics w
     assert.deepEqual(theirs.epochs[4].trainer, { loss: mine.epochs[4].trainLoss, evalLoss: null, step: 5 });
     await fs.access(path.join(dir, 'reports/ci-hf/chart-trainer.svg'));
     assert.match(theirs.backend.training, /imported checkpoint series \(hf\)/);
+    // What to ship, named: each epoch's folder relative to the working directory, the axis called
+    // epoch (trainer_state.json has epochs), in metrics.json, metrics.csv and the headline.
+    assert.deepEqual(theirs.epochs.map((e: { checkpoint: string }) => e.checkpoint), theirs.epochs.map((e: { epoch: number }) => `hf-run/checkpoint-${e.epoch}`));
+    assert.equal(theirs.positionUnit, 'epoch');
+    assert.equal(mine.epochs[0].checkpoint, undefined, 'our own runs name no checkpoint');
+    const html = await fs.readFile(path.join(dir, 'reports/ci-hf/index.html'), 'utf8');
+    assert.ok(html.includes(`Ship <strong><code>hf-run/checkpoint-${theirs.selection.epoch}</code></strong> (epoch ${theirs.selection.epoch})`));
+    assert.match(await fs.readFile(path.join(dir, 'reports/ci-hf/metrics.csv'), 'utf8'), /,hf-run\/checkpoint-5,/);
+    // eval_loss was never logged: no trainer eval_loss rule.
+    assert.equal(theirs.selection.qualityLostByTrainerEvalLoss, undefined);
   } finally {
     await fs.rm(dir, { recursive: true, force: true });
   }

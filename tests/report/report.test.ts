@@ -228,7 +228,8 @@ test('held-out perplexity intervals: after each perplexity in the per-epoch tabl
   const files = await writeReport(dir, metrics, []);
   const [header, ...lines] = (await fs.readFile(files.csv, 'utf8')).trim().split('\n');
   const columns = header!.split(',');
-  assert.deepEqual(columns.slice(-4), ['perplexityCiLow', 'perplexityCiHigh', 'perplexityCiUnreliable', 'reference']);
+  // Columns added later (checkpoint, the trainer's logs) come after `reference`, so these keep their places.
+  assert.deepEqual(columns.slice(-8), ['perplexityCiLow', 'perplexityCiHigh', 'perplexityCiUnreliable', 'reference', 'checkpoint', 'trainerLoss', 'trainerEvalLoss', 'trainerStep']);
   lines.forEach((line, i) => {
     const row = Object.fromEntries(line.split(',').map((v, k) => [columns[k]!, v]));
     assert.equal(Number(row.perplexityCiLow), metrics.epochs[i]!.perplexityCi.low);
