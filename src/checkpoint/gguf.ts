@@ -23,6 +23,7 @@ import type { ModelConfig } from '../model/config.ts';
 import type { NamedWeights, WeightTensor } from '../model/weights.ts';
 import { f16ToF32 } from './safetensors.ts';
 import { tokenizerHash, weightsHash } from './hash.ts';
+import { checkFiniteTensors } from './finite.ts';
 import type { CheckpointManifest, LoadedCheckpoint } from './native.ts';
 import { ggufTokenizerConfig, ggufToTokenizerJson } from './gguf-tokenizer.ts';
 
@@ -469,6 +470,7 @@ export function fromGgufLlamaTensors(config: LlamaModelConfig, tensors: Map<stri
  */
 export async function loadGgufCheckpoint(file: string): Promise<LoadedCheckpoint> {
   const { header, tensors } = await readGguf(file);
+  checkFiniteTensors(tensors, () => file);
   const tokenizer = ggufToTokenizerJson(header.metadata, file);
   const vocab = (header.metadata.get('tokenizer.ggml.tokens') as string[]).length;
   const config = ggufLlamaConfig(header, file, vocab, !tensors.has('output.weight'));
