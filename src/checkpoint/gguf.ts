@@ -28,6 +28,7 @@ import { llamaDims, type ModelConfig } from '../model/config.ts';
 import type { NamedWeights, WeightTensor } from '../model/weights.ts';
 import { f16Table, f16ToF32, readExactly } from './safetensors.ts';
 import { tokenizerHash, weightsHash } from './hash.ts';
+import { checkFiniteTensors } from './finite.ts';
 import type { CheckpointManifest, LoadedCheckpoint } from './native.ts';
 import { ggufTokenizer } from './gguf-tokenizer.ts';
 import { transpose2d } from './hf-llama.ts';
@@ -575,6 +576,7 @@ export function fromGgufLlamaTensors(config: ModelConfig, tensors: Map<string, W
  */
 export async function loadGgufCheckpoint(file: string): Promise<LoadedCheckpoint> {
   const { header, tensors } = await readGguf(file);
+  checkFiniteTensors(tensors, () => file);
   const { json: tokenizer, config: tokenizerConfig, vocabSize } = ggufTokenizer(header.metadata, file);
   const config = ggufLlamaConfig(header, file, vocabSize, !tensors.has('output.weight'));
   const weights = fromGgufLlamaTensors(config, tensors, file);

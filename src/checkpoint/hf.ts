@@ -30,6 +30,8 @@ import { LAYER_NORM_EPS, weightShapes, type NamedWeights } from '../model/weight
 import { readSafetensorsDir, SAFETENSORS_FILE, writeSafetensors } from './safetensors.ts';
 import { fromHfLlamaTensors, hfLlamaConfig, llamaConfigFromHf, LLAMA_MODEL_TYPES, toHfLlamaTensors } from './hf-llama.ts';
 import { tokenizerHash, weightsHash } from './hash.ts';
+import { checkFiniteTensors } from './finite.ts';
+import { readPythonJson } from './json.ts';
 import type { CheckpointManifest, LoadedCheckpoint } from './native.ts';
 
 /** Model types we know by name but do not read (gpt2, llama and mistral are read). */
@@ -241,6 +243,7 @@ export async function writeHfLlama(dir: string, model: ModelConfig, weights: Nam
   return written;
 }
 
+/** tokenizer.json and other files transformers writes with standard JSON (JSON.parse; no NaN extension: large files stay on the fast path). */
 async function readJson(file: string): Promise<unknown> {
   let text: string;
   try {
@@ -263,7 +266,7 @@ async function trainerPosition(dir: string): Promise<{ epoch: number; step: numb
   } catch {
     return { epoch: 0, step: 0, trainLoss: NaN };
   }
-  const state = (await readJson(file)) as { epoch?: unknown; global_step?: unknown; log_history?: unknown };
+  const state = (await readPythonJson(file)) as { epoch?: unknown; global_step?: unknown; log_history?: unknown };
   const num = (v: unknown) => (typeof v === 'number' && Number.isFinite(v) ? v : undefined);
   let trainLoss = NaN;
   if (Array.isArray(state?.log_history)) {
@@ -282,12 +285,13 @@ async function trainerPosition(dir: string): Promise<{ epoch: number; step: numb
  */
 export async function loadHfCheckpoint(dir: string): Promise<LoadedCheckpoint> {
   const configFile = path.join(dir, 'config.json');
-  const rawConfig = await readJson(configFile);
+  const rawConfig = await readPythonJson(configFile);
   const model = modelConfigFromHf(rawConfig, configFile);
   const modelType = (rawConfig as { model_type: string }).model_type;
   const tokenizerFile = path.join(dir, 'tokenizer.json');
   const tokenizer = await readJson(tokenizerFile);
   const read = await readSafetensorsDir(dir);
+  checkFiniteTensors(read.weights, (n) => read.fileOf.get(n) ?? read.files[0]!);
   const fromHf = model.arch === 'llama' ? fromHfLlamaTensors : fromHfGpt2Tensors;
   const weights = fromHf(model, read.weights, (n) => read.fileOf.get(n) ?? read.files[0]!, read.files[0]!);
   const hash = weightsHash(model, weights);

@@ -6,7 +6,9 @@
 // GPT-2, Llama and Mistral folders (hf-llama.ts; config.json + safetensors.ts's model.safetensors
 // or a sharded set), read and written; gguf.ts, llama-family GGUF files (one file per checkpoint,
 // tokenizer inside), read. Every loaded checkpoint carries the content hash of its weights (hash.ts), the same
-// whichever format or run wrote them, and its tokenizer's content hash.
+// whichever format or run wrote them, and its tokenizer's content hash. Every reader refuses
+// weights holding NaN or ±Infinity (finite.ts: a diverged run), naming the file and tensor;
+// HF trainer JSON may hold Python's NaN / Infinity (json.ts).
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { loadCheckpoint, type LoadedCheckpoint } from './native.ts';

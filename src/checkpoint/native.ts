@@ -10,6 +10,7 @@ import { sha256File } from '../util/hash.ts';
 import { saveWeights, loadWeights, checkWeights, type NamedWeights } from '../model/weights.ts';
 import { validateModelConfig, type ModelConfig } from '../model/config.ts';
 import { tokenizerHash, weightsHash } from './hash.ts';
+import { checkFiniteTensors } from './finite.ts';
 
 export interface CheckpointManifest {
   epoch: number;
@@ -116,6 +117,7 @@ export async function loadCheckpoint(dir: string): Promise<LoadedCheckpoint> {
   validateModelConfig(model, `${dir}/config.json`);
   const weights = await loadWeights(dir);
   checkWeights(weights, model);
+  checkFiniteTensors(weights, () => path.join(dir, 'weights.bin'));
   const tokenizer = JSON.parse(await fs.readFile(path.join(dir, 'tokenizer.json'), 'utf8')) as unknown;
   const hash = weightsHash(model, weights);
   if (manifest.weightsHash !== undefined && manifest.weightsHash !== hash) {

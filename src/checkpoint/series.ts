@@ -11,6 +11,7 @@
 // state: position, step and seed key come from the step or epoch in the file name (ggufPlace).
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
+import { parsePythonJson } from './json.ts';
 
 export type SeriesFormat = 'hf' | 'native' | 'gguf' | 'auto';
 
@@ -48,7 +49,7 @@ export interface SeriesCheckpoint {
   trainer?: TrainerLogged;
 }
 
-/** What a checkpoint's position counts: epochs or optimizer steps. */
+/** What a checkpoint's position counts: trainer epochs (HF trainer_state.json's epoch, our manifests, epoch-N.gguf) or optimizer steps. */
 export type PositionUnit = 'epoch' | 'step';
 
 /**
@@ -62,13 +63,9 @@ export function seriesPositionUnit(series: ReadonlyArray<Pick<SeriesCheckpoint, 
 
 const exists = (file: string) => fs.access(file).then(() => true, () => false);
 
+/** trainer_state.json and manifest.json: JSON, with Python's NaN / Infinity / -Infinity accepted (json.ts). */
 async function readJson(file: string): Promise<unknown> {
-  const text = await fs.readFile(file, 'utf8');
-  try {
-    return JSON.parse(text.replace(/^\uFEFF/, ''));
-  } catch (err) {
-    throw new Error(`${file}: not JSON (${(err as Error).message})`);
-  }
+  return parsePythonJson(await fs.readFile(file, 'utf8'), file);
 }
 
 /** Which format a folder is in, or undefined when it is no checkpoint at all. */
@@ -128,8 +125,10 @@ export async function seriesFolders(spec: SeriesSpec, where: string): Promise<Ar
 
 const num = (v: unknown): number | undefined => (typeof v === 'number' && Number.isFinite(v) ? v : undefined);
 
+type Placed = Omit<SeriesCheckpoint, 'dir' | 'format' | 'positionUnit'> & { unit: PositionUnit };
+
 /** Position, step and logged losses of an HF folder (trainer_state.json when present). */
-async function placeHf(dir: string): Promise<Omit<SeriesCheckpoint, 'dir' | 'format'>> {
+async function placeHf(dir: string): Promise<Placed> {
   const stateFile = path.join(dir, 'trainer_state.json');
   const fromName = /^checkpoint-(\d+)$/.exec(path.basename(dir));
   const nameStep = fromName ? Number(fromName[1]) : undefined;
@@ -137,7 +136,7 @@ async function placeHf(dir: string): Promise<Omit<SeriesCheckpoint, 'dir' | 'for
     if (nameStep === undefined) {
       throw new Error(`${dir}: no trainer_state.json and the folder is not named checkpoint-<step>: cannot place it in the series`);
     }
-    return { position: nameStep, positionUnit: 'step', step: nameStep, seedKey: nameStep, trainLoss: null };
+    return { position: nameStep, step: nameStep, seedKey: nameStep, trainLoss: null, unit: 'step' };
   }
   const state = (await readJson(stateFile)) as Record<string, unknown> | null;
   if (state === null || typeof state !== 'object' || Array.isArray(state)) throw new Error(`${stateFile}: expected a JSON object`);
@@ -162,7 +161,7 @@ async function placeHf(dir: string): Promise<Omit<SeriesCheckpoint, 'dir' | 'for
       if (num(e!.eval_loss) !== undefined) evalLoss = e!.eval_loss as number;
     }
   }
-  return { position: epoch ?? step, positionUnit: epoch !== undefined ? 'epoch' : 'step', step, seedKey: step, trainLoss: loss, trainer: { loss, evalLoss, step } };
+  return { position: epoch ?? step, step, seedKey: step, trainLoss: loss, trainer: { loss, evalLoss, step }, unit: epoch !== undefined ? 'epoch' : 'step' };
 }
 
 /** A trailing ggml type token in a GGUF file name: -F16, .Q8_0, _Q4_K_M, -BF16, -IQ2_XXS, any case. */
@@ -186,6 +185,14 @@ const NAMING_HELP = 'name GGUF files by step (checkpoint-500.gguf, model-step120
  * (rounding it would give two checkpoints one seed).
  */
 export function ggufPlace(file: string): { position: number; step: number; seedKey: number } | undefined {
+  const placed = placeGguf(file);
+  if (placed === undefined) return undefined;
+  const { unit: _unit, ...place } = placed;
+  return place;
+}
+
+/** ggufPlace with the unit of the position: 'epoch' when the name has an epoch number, else 'step'. */
+function placeGguf(file: string): { position: number; step: number; seedKey: number; unit: PositionUnit } | undefined {
   const name = path.basename(file);
   const stem = name.replace(/\.gguf$/i, '').replace(GGML_TYPE_SUFFIX, '');
   const found = new Map<string, string>();
@@ -199,14 +206,14 @@ export function ggufPlace(file: string): { position: number; step: number; seedK
   if (stepText !== undefined && !/^\d+$/.test(stepText)) throw new Error(`${file}: step ${stepText} in the file name is not a whole number: ${NAMING_HELP}`);
   if (stepText !== undefined) {
     const step = Number(stepText);
-    return { position: epochText !== undefined ? Number(epochText) : step, step, seedKey: step };
+    return { position: epochText !== undefined ? Number(epochText) : step, step, seedKey: step, unit: epochText !== undefined ? 'epoch' : 'step' };
   }
   if (epochText !== undefined) {
     const epoch = Number(epochText);
     if (!Number.isInteger(epoch)) {
       throw new Error(`${file}: epoch ${epochText} is fractional and the name has no step to seed generations by (rounding would give two checkpoints one seed): add the step, e.g. epoch-${epochText}-step-500.gguf, or ${NAMING_HELP}`);
     }
-    return { position: epoch, step: epoch, seedKey: epoch };
+    return { position: epoch, step: epoch, seedKey: epoch, unit: 'epoch' };
   }
   const runs = stem.match(/\d+/g) ?? [];
   if (runs.length === 0) return undefined;
@@ -214,42 +221,42 @@ export function ggufPlace(file: string): { position: number; step: number; seedK
     throw new Error(`${file}: the file name has ${runs.length} numbers (${runs.join(', ')}) and none is marked as the step or epoch: ${NAMING_HELP}`);
   }
   const n = Number(runs[0]);
-  return { position: n, step: n, seedKey: n };
+  return { position: n, step: n, seedKey: n, unit: 'step' };
 }
 
 /** What a GGUF file's position (ggufPlace) counts: 'epoch' when its name has an epoch number, else 'step'. */
 export function ggufPositionUnit(file: string): PositionUnit {
-  const stem = path.basename(file).replace(/\.gguf$/i, '').replace(GGML_TYPE_SUFFIX, '');
-  return [...stem.matchAll(KEYWORD_NUMBER)].some((m) => m[1]!.toLowerCase() === 'epoch') ? 'epoch' : 'step';
+  return placeGguf(file)?.unit ?? 'step';
 }
 
-async function placeNative(dir: string): Promise<Omit<SeriesCheckpoint, 'dir' | 'format'>> {
+async function placeNative(dir: string): Promise<Placed> {
   const file = path.join(dir, 'manifest.json');
   const m = (await readJson(file)) as { epoch?: unknown; step?: unknown; trainLoss?: unknown };
   const epoch = num(m?.epoch);
   if (epoch === undefined || epoch < 0) throw new Error(`${file}: epoch: expected a non-negative number, got ${JSON.stringify(m?.epoch)}`);
-  return { position: epoch, positionUnit: 'epoch', step: num(m.step) ?? epoch, seedKey: epoch, trainLoss: num(m.trainLoss) ?? null };
+  return { position: epoch, step: num(m.step) ?? epoch, seedKey: epoch, trainLoss: num(m.trainLoss) ?? null, unit: 'epoch' };
 }
 
 /**
  * The checkpoints of a series, ascending by position. With `dir`, its subfolders that are
  * checkpoints (config.json or manifest.json) and its .gguf files are taken and others skipped;
  * with `glob`, every matching folder must be one (matching files other than .gguf are ignored).
- * A checkpoint in another format than `format` (unless auto), two at one position, GGUF files
+ * A checkpoint in another format than `format` (unless auto), checkpoints of two formats or
+ * placed in two units (epoch vs step, checkOneKind), two at one position, GGUF files
  * whose names carry no number (all named), or an empty series is an error naming the folders,
  * files or key (`where`, e.g. "experiments/x.json: checkpoints"). `include` (--watch: the
  * checkpoints complete and stable so far, src/checkpoint/watch.ts) leaves every other one unread.
  */
 export async function listSeries(spec: SeriesSpec, where: string, include?: (dir: string) => boolean): Promise<SeriesCheckpoint[]> {
-  const out: SeriesCheckpoint[] = [];
+  const out: Array<Omit<SeriesCheckpoint, 'positionUnit'> & { unit: PositionUnit }> = [];
   const unnumbered: string[] = [];
   for (const { dir, explicit } of await seriesFolders(spec, where)) {
     if (include && !include(dir)) continue;
     if (isGgufName(dir) && (await fs.stat(dir)).isFile()) {
       if (spec.format !== 'auto' && spec.format !== 'gguf') throw new Error(`${dir}: a GGUF file, but ${where}.format is ${JSON.stringify(spec.format)}`);
-      const place = ggufPlace(dir);
+      const place = placeGguf(dir);
       if (place === undefined) unnumbered.push(dir);
-      else out.push({ dir, format: 'gguf', ...place, positionUnit: ggufPositionUnit(dir), trainLoss: null });
+      else out.push({ dir, format: 'gguf', ...place, trainLoss: null });
       continue;
     }
     const format = await folderFormat(dir);
@@ -268,6 +275,7 @@ export async function listSeries(spec: SeriesSpec, where: string, include?: (dir
     );
   }
   if (out.length === 0) throw new Error(`${where}: no checkpoints (folders or .gguf files) found in ${spec.glob !== undefined ? `glob ${spec.glob}` : `dir ${spec.dir}`}`);
+  checkOneKind(out, where);
   out.sort((a, b) => a.position - b.position || a.step - b.step);
   for (let i = 1; i < out.length; i++) {
     if (out[i]!.position === out[i - 1]!.position) {
@@ -275,5 +283,38 @@ export async function listSeries(spec: SeriesSpec, where: string, include?: (dir
       throw new Error(`${out[i - 1]!.dir} and ${out[i]!.dir}: both at position ${out[i]!.position} (${rule}): a series needs one checkpoint per position`);
     }
   }
-  return out;
+  return out.map(({ unit, ...c }) => ({ ...c, positionUnit: unit }));
+}
+
+const FORMAT_NAMES: Record<SeriesCheckpoint['format'], string> = { hf: 'Hugging Face folders', native: 'lima-harness folders', gguf: 'GGUF files' };
+
+/** Lists groups as "<label>: a, b, c" (at most 5 names each, then "and N more"). */
+function describeGroups<K extends string>(groups: Map<K, string[]>, label: (key: K) => string): string {
+  return [...groups]
+    .map(([key, dirs]) => `${label(key)}: ${dirs.slice(0, 5).join(', ')}${dirs.length > 5 ? ` and ${dirs.length - 5} more` : ''}`)
+    .join('; ');
+}
+
+/**
+ * A series is one run: its checkpoints in one format, placed in one unit. Positions of an HF
+ * folder with trainer_state.json (epochs) and of one without (steps), or of epoch-3.gguf and
+ * checkpoint-500.gguf, are not on one axis, and one format's checkpoints beside another's are two
+ * runs (or an export beside its source). Throws naming the checkpoints of each kind and why.
+ */
+function checkOneKind(out: Array<Omit<SeriesCheckpoint, 'positionUnit'> & { unit: PositionUnit }>, where: string): void {
+  const byFormat = new Map<SeriesCheckpoint['format'], string[]>();
+  for (const c of out) byFormat.set(c.format, [...(byFormat.get(c.format) ?? []), c.dir]);
+  if (byFormat.size > 1) {
+    throw new Error(
+      `${where}: mixed formats in one series (${describeGroups(byFormat, (f) => FORMAT_NAMES[f])}): a series is the checkpoints of one run in one format: select one kind (a glob such as checkpoint-* or *.gguf, or format "hf", "gguf" or "native")`,
+    );
+  }
+  const byUnit = new Map<PositionUnit, string[]>();
+  for (const c of out) byUnit.set(c.unit, [...(byUnit.get(c.unit) ?? []), c.dir]);
+  if (byUnit.size > 1) {
+    const gguf = out[0]!.format === 'gguf';
+    const rule = gguf ? 'a GGUF file is placed by the epoch in its name, else its step' : "an HF folder is placed by trainer_state.json's epoch, else its step (no trainer_state.json, or no epoch in it)";
+    const fix = gguf ? 'name every file by epoch (epoch-2-step-500.gguf) or every file by step' : 'give every folder a trainer_state.json with its epoch, or select only one kind';
+    throw new Error(`${where}: mixed position units (epoch vs step) in one series (${describeGroups(byUnit, (u) => `by ${u}`)}): ${rule}, and epochs and steps are not one axis: ${fix}`);
+  }
 }

@@ -9,6 +9,7 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { weightsWaitingFor } from './completeness.ts';
+import { parsePythonJson } from './json.ts';
 
 export interface FolderState {
   /** Every file the readers need is there and its JSON parses. */
@@ -22,10 +23,10 @@ export interface FolderState {
 /** Whether a path exists (any kind). */
 export const exists = (file: string): Promise<boolean> => fs.access(file).then(() => true, () => false);
 
-/** Parsed JSON, or undefined while the file is missing or not complete JSON yet. */
+/** Parsed JSON (Python's NaN / Infinity accepted, json.ts), or undefined while the file is missing or not complete JSON yet. */
 export async function readJsonIfComplete(file: string): Promise<unknown> {
   try {
-    return JSON.parse((await fs.readFile(file, 'utf8')).replace(/^\uFEFF/, ''));
+    return parsePythonJson(await fs.readFile(file, 'utf8'), file);
   } catch {
     return undefined;
   }

@@ -123,11 +123,18 @@ export async function runExperiment(options: ExperimentOptions): Promise<Experim
   const runDir = path.resolve(options.runDir ?? path.join('checkpoints', config.name));
   const reportDir = path.resolve(options.outDir ?? path.join('reports', config.name));
   const until = STAGES.indexOf(options.until ?? 'report');
+  // A series trained elsewhere is listed and checked (listSeries: folders, formats, positions)
+  // before anything is written: a config whose checkpoints cannot be listed leaves no run
+  // directory behind.
+  const listStarted = Date.now();
+  const listed = config.checkpoints ? (options.series ?? (await listSeries(config.checkpoints, 'checkpoints'))) : undefined;
+  const listSeconds = (Date.now() - listStarted) / 1000;
   await fs.mkdir(runDir, { recursive: true });
   await checkRunIdentity(runDir, config);
   // Durations add up over resumed runs: a stage's time is the time actually spent on it.
   const timingsFile = path.join(runDir, 'durations.json');
   const durations = await readTimings(timingsFile);
+  if (listed && !options.series) durations.checkpoints = (durations.checkpoints ?? 0) + listSeconds;
   const timed = async <T>(stage: string, work: () => Promise<T>): Promise<T> => {
     const started = Date.now();
     const soFar = () => ({ ...durations, [stage]: (durations[stage] ?? 0) + (Date.now() - started) / 1000 });
@@ -171,7 +178,7 @@ export async function runExperiment(options: ExperimentOptions): Promise<Experim
   if (config.checkpoints) {
     const spec = config.checkpoints;
     log(quiet, `stage 2-3/6 checkpoints: ${spec.dir !== undefined ? `the folders in ${spec.dir}` : spec.glob} (format ${spec.format})`);
-    const series = options.series ?? (await timed('checkpoints', () => listSeries(spec, 'checkpoints')));
+    const series = listed!;
     const formats = [...new Set(series.map((c) => c.format))].sort();
     log(quiet, `checkpoints: ${series.length} (${formats.join(', ')}) at positions ${series.map((c) => c.position).join(', ')}`);
     if (until < STAGES.indexOf('eval')) return { runDir };

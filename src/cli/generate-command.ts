@@ -7,6 +7,7 @@
 import { parseArgs } from 'node:util';
 import { loadAnyCheckpoint } from '../checkpoint/index.ts';
 import { checkpointTokenizer } from '../eval/checkpoint-tokenizer.ts';
+import { decodeContinuation } from '../eval/eval-tokenizer.ts';
 import { exportOnnxBytes } from '../model/onnx-export.ts';
 import { DecoderSession } from '../eval/session.ts';
 import { generateIds } from '../eval/generate.ts';
@@ -94,7 +95,8 @@ export async function generateCommand(argv: string[], log: (text: string) => voi
   } finally {
     await session.release();
   }
-  const continuation = tok.decode(out.ids, { skipSpecial: true });
+  // The text after the decoded prompt (a SentencePiece continuation keeps its leading space).
+  const continuation = decodeContinuation(tok, promptIds, out.ids, { skipSpecial: true });
   if (values.json) {
     log(JSON.stringify({ continuation, ids: out.ids, newTokens: out.newTokens, endedWithEot: out.endedWithEot, promptTokens: promptIds.length, promptTrimmed: out.promptTrimmed, model: values.model, ...(values.chat ? { chatFormat: tok.description } : {}) }));
   } else {

@@ -433,3 +433,19 @@ export function groupChatFormats(formats: ReadonlyArray<{ epoch: number; descrip
   }
   return [...groups].map(([description, epochs]) => ({ description, epochs }));
 }
+
+/**
+ * The text of generated `ids` as they read after the prompt `promptIds`: decode(prompt + ids)
+ * with the decoded prompt removed from its front, as transformers' TextStreamer prints a
+ * continuation. Decoding the new ids alone would lose what depends on the tokens before them: a
+ * SentencePiece decoder drops the leading space of the first piece ("▁upon" after "Once" reads
+ * " upon", alone "upon"). When the decoded prompt is not a prefix of the whole (a normalizer or a
+ * byte sequence cut at the prompt's end), the new ids are decoded alone. For our byte-level
+ * tokenizer both are the same text (decoding is per token bytes, flushed at special tokens).
+ */
+export function decodeContinuation(tok: Pick<EvalTokenizer, 'decode'>, promptIds: readonly number[], ids: readonly number[], options: { skipSpecial?: boolean } = {}): string {
+  if (ids.length === 0) return '';
+  const prompt = tok.decode(promptIds, options);
+  const whole = tok.decode([...promptIds, ...ids], options);
+  return whole.startsWith(prompt) ? whole.slice(prompt.length) : tok.decode(ids, options);
+}

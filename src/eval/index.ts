@@ -14,7 +14,7 @@ import { exportOnnx, ONNX_EXPORTER_VERSION } from '../model/onnx-export.ts';
 import type { ModelConfig } from '../model/config.ts';
 import { stableHash } from '../util/hash.ts';
 import { checkpointTokenizer } from './checkpoint-tokenizer.ts';
-import type { EvalTokenizer } from './eval-tokenizer.ts';
+import { decodeContinuation, type EvalTokenizer } from './eval-tokenizer.ts';
 import { writeFileAtomic } from '../util/atomic.ts';
 import { sha256File } from '../util/hash.ts';
 import { deriveSeed } from '../util/rng.ts';
@@ -279,7 +279,11 @@ export async function runEvaluation(opts: EvaluationOptions): Promise<Evaluation
   const fittedHeldout = new Map<string, Fitted>();
   const encodedPrompts = new Map<string, number[][]>();
   const pending: PendingTask[] = [];
+  // Per checkpoint identity: the weights AND the tokenizer (with its chat template). Two
+  // checkpoints with identical weights but another tokenizer score other token sequences, so
+  // keying by the weights hash alone would give the second the first one's settings and results.
   const pplSettings = new Map<string, { settingsHash: string; fitted: Fitted }>();
+  const pplKey = (ck: { hash: string; tokenizerKey: string }): string => `${ck.hash}|${ck.tokenizerKey}`;
   // The tokenizer is part of both settings hashes: the same weights read through another
   // tokenizer (an imported model, say) score and generate differently.
   const genSettingsOf = (tokenizerKey: string) =>
@@ -314,7 +318,7 @@ export async function runEvaluation(opts: EvaluationOptions): Promise<Evaluation
       };
       fittedHeldout.set(fitKey, fitted);
     }
-    pplSettings.set(ck.hash, { settingsHash, fitted });
+    pplSettings.set(pplKey(ck), { settingsHash, fitted });
     const windowOf = new Map(fitted.examples.map((e) => [e.id, e]));
     // Batches are planned over all windows (not only the missing ones) so a resumed run
     // scores each window in exactly the batch an uninterrupted run would have used.
@@ -403,7 +407,9 @@ export async function runEvaluation(opts: EvaluationOptions): Promise<Evaluation
                 ...base,
                 prompt: promptText(promptTurns),
                 reference,
-                response: ck.tokenizer.decode(out.ids, { skipSpecial: true }),
+                // The continuation after the generation prompt, as it reads there (decodeContinuation:
+                // a SentencePiece answer keeps its leading space; our tokenizer's text is unchanged).
+                response: decodeContinuation(ck.tokenizer, promptIds, out.ids, { skipSpecial: true }),
                 endedWithEot: out.endedWithEot,
                 newTokens: out.newTokens,
               },
@@ -511,7 +517,7 @@ export async function runEvaluation(opts: EvaluationOptions): Promise<Evaluation
   const generations: GenerationResult[] = [];
   const perCheckpoint: CheckpointPerplexity[] = [];
   for (const ck of prepared) {
-    const { settingsHash, fitted } = pplSettings.get(ck.hash)!;
+    const { settingsHash, fitted } = pplSettings.get(pplKey(ck))!;
     const byExample = new Map<string, PerplexityResult>();
     for (const w of fitted.examples) {
       const row = pplStore.get(perplexityKey({ checkpointHash: ck.hash, exampleId: w.exampleId, window: w.window, settingsHash }));
@@ -537,7 +543,7 @@ export async function runEvaluation(opts: EvaluationOptions): Promise<Evaluation
       }
     }
   }
-  const heldoutFit = prepared.length > 0 ? pplSettings.get(prepared[0]!.hash)!.fitted.coverage : { ...heldoutCoverage([]), window: 0, stride: 0 };
+  const heldoutFit = prepared.length > 0 ? pplSettings.get(pplKey(prepared[0]!))!.fitted.coverage : { ...heldoutCoverage([]), window: 0, stride: 0 };
   const chatFormats = prepared.map((ck) => ({ epoch: ck.epoch, description: ck.tokenizer.description }));
   return { perplexity, generations, perCheckpoint, heldoutCoverage: heldoutFit, chatFormats, seconds: (Date.now() - started) / 1000, computed, workers, ...(queueStats ? { queue: queueStats } : {}) };
 }

@@ -62,13 +62,49 @@ test('HF run folders: fractional epochs, step seeds, logged losses at or before 
 test('without trainer_state.json: the step from the folder name; our own folders by their epoch', async () => {
   const run = path.join(root, 'bare');
   for (const step of [200, 1000]) await folder(path.join(run, `checkpoint-${step}`), { 'config.json': {} });
-  await folder(path.join(run, 'epoch-03'), { 'manifest.json': { epoch: 3, step: 30, trainLoss: 1.25 } });
   const series = await listSeries({ dir: run, format: 'auto' }, 'checkpoints');
   assert.deepEqual(series.map((c) => [c.format, c.position, c.seedKey, c.trainLoss, c.trainer]), [
-    ['native', 3, 3, 1.25, undefined],
     ['hf', 200, 200, null, undefined],
     ['hf', 1000, 1000, null, undefined],
   ]);
+  const ours = path.join(root, 'ours');
+  await folder(path.join(ours, 'epoch-03'), { 'manifest.json': { epoch: 3, step: 30, trainLoss: 1.25 } });
+  const native = await listSeries({ dir: ours, format: 'auto' }, 'checkpoints');
+  assert.deepEqual(native.map((c) => [c.format, c.position, c.seedKey, c.trainLoss, c.trainer]), [['native', 3, 3, 1.25, undefined]]);
+});
+
+test('series that do not belong together: mixed formats, mixed position units (epoch vs step); errors name the folders and why', async () => {
+  // An HF folder beside a GGUF file, format auto.
+  const mixed = path.join(root, 'hf-and-gguf');
+  await folder(path.join(mixed, 'checkpoint-14'), { 'config.json': {}, 'trainer_state.json': { epoch: 1, global_step: 14 } });
+  await fs.writeFile(path.join(mixed, 'model-step100.gguf'), 'x');
+  await assert.rejects(
+    listSeries({ dir: mixed, format: 'auto' }, 'cfg.json: checkpoints'),
+    /^Error: cfg\.json: checkpoints: mixed formats in one series \(Hugging Face folders: .*checkpoint-14; GGUF files: .*model-step100\.gguf\): a series is the checkpoints of one run in one format/,
+  );
+  // Our folder beside an HF folder.
+  const ours = path.join(root, 'native-and-hf');
+  await folder(path.join(ours, 'checkpoint-5'), { 'config.json': {} });
+  await folder(path.join(ours, 'epoch-01'), { 'manifest.json': { epoch: 1, step: 1, trainLoss: 1 } });
+  await assert.rejects(listSeries({ dir: ours, format: 'auto' }, 'checkpoints'), /mixed formats in one series \(Hugging Face folders: .*checkpoint-5; lima-harness folders: .*epoch-01\)/);
+  // HF folders, one with trainer_state.json (epoch 1) and one without (step 28): not one axis.
+  const units = path.join(root, 'units');
+  await folder(path.join(units, 'checkpoint-14'), { 'config.json': {}, 'trainer_state.json': { epoch: 1, global_step: 14 } });
+  await folder(path.join(units, 'checkpoint-28'), { 'config.json': {} });
+  for (const spec of [{ dir: units, format: 'auto' as const }, { glob: path.join(units, 'checkpoint-*'), format: 'hf' as const }]) {
+    await assert.rejects(
+      listSeries(spec, 'checkpoints'),
+      /checkpoints: mixed position units \(epoch vs step\) in one series \(by epoch: .*units\/checkpoint-14; by step: .*units\/checkpoint-28\): an HF folder is placed by trainer_state\.json's epoch, else its step/,
+    );
+  }
+  // GGUF files named by epoch beside files named by step.
+  const gg = path.join(root, 'gguf-units');
+  await fs.mkdir(gg, { recursive: true });
+  for (const name of ['epoch-3.gguf', 'checkpoint-500.gguf']) await fs.writeFile(path.join(gg, name), 'x');
+  await assert.rejects(listSeries({ dir: gg, format: 'gguf' }, 'checkpoints'), /mixed position units \(epoch vs step\) in one series \(by step: .*checkpoint-500\.gguf; by epoch: .*epoch-3\.gguf\): a GGUF file is placed by the epoch in its name/);
+  // Once every folder has its epoch, the series is accepted.
+  await folder(path.join(units, 'checkpoint-28'), { 'config.json': {}, 'trainer_state.json': { epoch: 2, global_step: 28 } });
+  assert.deepEqual((await listSeries({ dir: units, format: 'auto' }, 'checkpoints')).map((c) => [c.position, c.step]), [[1, 14], [2, 28]]);
 });
 
 test('errors name the folder or the key', async () => {
@@ -93,7 +129,7 @@ test('GGUF files: one checkpoint per file, placed, stepped and seeded by the ste
   const run = path.join(root, 'gguf');
   await fs.mkdir(run, { recursive: true });
   // Contents are not read to place a file; listSeries only names them.
-  for (const name of ['model-step1200.gguf', 'checkpoint-500.gguf', 'epoch-3.gguf', 'notes.txt']) await fs.writeFile(path.join(run, name), 'x');
+  for (const name of ['model-step1200.gguf', 'checkpoint-500.gguf', 'step-3.gguf', 'notes.txt']) await fs.writeFile(path.join(run, name), 'x');
   await fs.mkdir(path.join(run, 'logs'));
   const expected = [
     ['gguf', 3, 3, 3, null],
@@ -103,7 +139,7 @@ test('GGUF files: one checkpoint per file, placed, stepped and seeded by the ste
   for (const spec of [{ dir: run, format: 'auto' as const }, { dir: run, format: 'gguf' as const }, { glob: path.join(run, '*.gguf'), format: 'gguf' as const }]) {
     const series = await listSeries(spec, 'checkpoints');
     assert.deepEqual(series.map((c) => [c.format, c.position, c.step, c.seedKey, c.trainLoss]), expected, JSON.stringify(spec));
-    assert.deepEqual(series.map((c) => path.basename(c.dir)), ['epoch-3.gguf', 'checkpoint-500.gguf', 'model-step1200.gguf']);
+    assert.deepEqual(series.map((c) => path.basename(c.dir)), ['step-3.gguf', 'checkpoint-500.gguf', 'model-step1200.gguf']);
   }
   await assert.rejects(listSeries({ dir: run, format: 'hf' }, 'checkpoints'), /checkpoint-500\.gguf: a GGUF file, but checkpoints\.format is "hf"/);
 
@@ -113,8 +149,8 @@ test('GGUF files: one checkpoint per file, placed, stepped and seeded by the ste
   await assert.rejects(listSeries({ dir: bad, format: 'gguf' }, 'cfg.json: checkpoints'), /cfg\.json: checkpoints: GGUF file names without a number: .*final\.gguf, .*last\.gguf: a GGUF series is placed by the step or epoch in each file name: name GGUF files by step/);
   const dup = path.join(root, 'gguf-dup');
   await fs.mkdir(dup, { recursive: true });
-  for (const name of ['run1-epoch-2.gguf', 'run2-step2.gguf']) await fs.writeFile(path.join(dup, name), 'x');
-  await assert.rejects(listSeries({ glob: path.join(dup, '*.gguf'), format: 'gguf' }, 'checkpoints'), /run1-epoch-2\.gguf and .*run2-step2\.gguf: both at position 2 \(the step or epoch in the GGUF file name\)/);
+  for (const name of ['run1-step-2.gguf', 'run2-step2.gguf']) await fs.writeFile(path.join(dup, name), 'x');
+  await assert.rejects(listSeries({ glob: path.join(dup, '*.gguf'), format: 'gguf' }, 'checkpoints'), /run1-step-2\.gguf and .*run2-step2\.gguf: both at position 2 \(the step or epoch in the GGUF file name\)/);
 });
 
 test('ggufPlace: a trailing ggml type is ignored, step/checkpoint/epoch numbers win, one bare number counts, anything ambiguous is an error naming the file', () => {

@@ -134,3 +134,30 @@ test('the same weights at the same position under another seedKey (the trainer\'
   assert.equal(lines.length, generated);
   assert.ok(lines.every((l) => !('seedKey' in JSON.parse(l))) && own.generations.every((g) => !('seedKey' in g)));
 });
+
+test('identical weights under two chat templates in one run: each scored with its own tokenizer, equal to evaluating it alone (issue 13)', async () => {
+  const { writeHfGpt2 } = await import('../../src/checkpoint/index.ts');
+  const tok = makeTokenizer();
+  const model: ModelConfig = { vocab: tok.vocabSize, context: 32, dModel: 16, layers: 1, heads: 2 };
+  const weights = randomWeights(model, 31, 0.3);
+  // Our format (no template: our chat format) and the same files under another template.
+  const dirOurs = path.join(root, 'tmpl-ours');
+  const dirOther = path.join(root, 'tmpl-other');
+  await writeHfGpt2(dirOurs, model, weights, { tokenizer: tok.toJSON() });
+  const other = "{% for m in messages %}{{ '### ' + m['role'] + ':\\n' + m['content'] + '\\n\\n' }}{% endfor %}{% if add_generation_prompt %}{{ '### assistant:\\n' }}{% endif %}";
+  await writeHfGpt2(dirOther, model, weights, { tokenizer: tok.toJSON(), tokenizerConfig: { chat_template: other, eos_token: '<|eot|>' } });
+  const config: EvalConfig = { ...defaultEvalConfig, maxLength: 32, batchTokens: 128, generation: { ...defaultEvalConfig.generation, samples: 1, maxNewTokens: 4 } };
+  const base = { heldout: makeRecords('held', 4, 1), dev: makeRecords('dev', 2, 2), config, seed: 3, quiet: true, pool: { workers: 1, threads: 1 } };
+  const both = await runEvaluation({ ...base, checkpoints: [{ epoch: 1, dir: dirOurs }, { epoch: 2, dir: dirOther }], outDir: path.join(root, 'eval-tmpl-both') });
+  assert.equal(both.perCheckpoint[0]!.checkpointHash, both.perCheckpoint[1]!.checkpointHash, 'one weights hash');
+  assert.notEqual(both.perCheckpoint[0]!.perplexity, both.perCheckpoint[1]!.perplexity, 'another template scores other tokens');
+  assert.notEqual(both.perplexity[0]!.settingsHash, both.perplexity[4]!.settingsHash);
+  const alone = [
+    await runEvaluation({ ...base, checkpoints: [{ epoch: 1, dir: dirOurs }], outDir: path.join(root, 'eval-tmpl-ours') }),
+    await runEvaluation({ ...base, checkpoints: [{ epoch: 2, dir: dirOther }], outDir: path.join(root, 'eval-tmpl-other') }),
+  ];
+  assert.deepEqual(both.perCheckpoint, alone.flatMap((r) => r.perCheckpoint));
+  assert.deepEqual(both.perplexity, alone.flatMap((r) => r.perplexity));
+  assert.deepEqual(both.chatFormats.map((f) => f.description), alone.flatMap((r) => r.chatFormats.map((f) => f.description)));
+  assert.deepEqual(both.heldoutCoverage, alone[0]!.heldoutCoverage, "coverage: the first checkpoint's tokenizer");
+});
