@@ -23,10 +23,9 @@
 // prefixes, then each tensor at its offset into a buffer of its size and decoded to float32, so
 // files over 2 GiB read and memory is the float32 weights plus one tensor's raw bytes.
 import { promises as fs } from 'node:fs';
-import type { FileHandle } from 'node:fs/promises';
 import { llamaDims, type ModelConfig } from '../model/config.ts';
 import type { NamedWeights, WeightTensor } from '../model/weights.ts';
-import { f16Table, f16ToF32, readExactly } from './safetensors.ts';
+import { f16Table, f16ToF32, openForReading, readExactly } from './safetensors.ts';
 import { tokenizerHash, weightsHash } from './hash.ts';
 import { checkFiniteTensors } from './finite.ts';
 import type { CheckpointManifest, LoadedCheckpoint } from './native.ts';
@@ -349,12 +348,7 @@ interface GgufReader {
 }
 
 async function openGguf(file: string): Promise<GgufReader> {
-  let fh: FileHandle;
-  try {
-    fh = await fs.open(file, 'r');
-  } catch (err) {
-    throw new Error(`${file}: cannot read (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
-  }
+  const fh = await openForReading(file);
   try {
     const size = (await fh.stat()).size;
     let prefix = new Uint8Array(Math.min(size, GGUF_HEADER_FIRST_READ));

@@ -190,6 +190,15 @@ const MAX_READ_BYTES = 1 << 30;
  * Fills `into` with the file's bytes from `position` on (several reads when needed). Throws naming
  * `file` and `what` when the file ends first or a read fails.
  */
+/** Opens `file` read-only; throws `<file>: cannot read (<code>)` when it cannot (also used by gguf.ts). */
+export async function openForReading(file: string): Promise<FileHandle> {
+  try {
+    return await fs.open(file, 'r');
+  } catch (err) {
+    throw new Error(`${file}: cannot read (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+  }
+}
+
 export async function readExactly(fh: FileHandle, into: Uint8Array, position: number, file: string, what: string): Promise<void> {
   let done = 0;
   while (done < into.length) {
@@ -230,12 +239,7 @@ export interface SafetensorsReader {
  */
 export async function openSafetensors(file: string): Promise<SafetensorsReader> {
   checkLittleEndian();
-  let fh: FileHandle;
-  try {
-    fh = await fs.open(file, 'r');
-  } catch (err) {
-    throw new Error(`${file}: cannot read (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
-  }
+  const fh = await openForReading(file);
   try {
     const size = (await fh.stat()).size;
     if (size < 8) throw new Error(`${file}: truncated safetensors file: ${size} bytes, the header length alone needs 8`);
