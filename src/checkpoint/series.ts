@@ -152,13 +152,17 @@ async function placeHf(dir: string): Promise<Placed> {
   let evalLoss: number | null = null;
   if (state.log_history !== undefined) {
     if (!Array.isArray(state.log_history)) throw new Error(`${stateFile}: log_history: expected an array`);
-    // Entries in logged order; the last at or before this checkpoint's step wins.
+    // Entries in logged order; the last at or before this checkpoint's step wins. A NaN or
+    // Infinity logged there (a diverged run; Python writes NaN) makes the value null rather than
+    // leaving an older finite one standing as if it were current: the eval_loss rule then has no
+    // value for that checkpoint instead of a stale one.
+    const logged = (v: unknown): number | null => (typeof v === 'number' && Number.isFinite(v) ? v : null);
     for (const entry of state.log_history as unknown[]) {
       const e = entry as Record<string, unknown> | null;
       const at = num(e?.step);
       if (at === undefined || at > step) continue;
-      if (num(e!.loss) !== undefined) loss = e!.loss as number;
-      if (num(e!.eval_loss) !== undefined) evalLoss = e!.eval_loss as number;
+      if (typeof e!.loss === 'number') loss = logged(e!.loss);
+      if (typeof e!.eval_loss === 'number') evalLoss = logged(e!.eval_loss);
     }
   }
   return { position: epoch ?? step, step, seedKey: step, trainLoss: loss, trainer: { loss, evalLoss, step }, unit: epoch !== undefined ? 'epoch' : 'step' };
@@ -283,7 +287,8 @@ export async function listSeries(spec: SeriesSpec, where: string, include?: (dir
       throw new Error(`${out[i - 1]!.dir} and ${out[i]!.dir}: both at position ${out[i]!.position} (${rule}): a series needs one checkpoint per position`);
     }
   }
-  return out.map(({ unit, ...c }) => ({ ...c, positionUnit: unit }));
+  const seriesUnit = out.find((c) => c.position !== 0)?.unit;
+  return out.map(({ unit, ...c }) => ({ ...c, positionUnit: c.position === 0 && seriesUnit !== undefined ? seriesUnit : unit }));
 }
 
 const FORMAT_NAMES: Record<SeriesCheckpoint['format'], string> = { hf: 'Hugging Face folders', native: 'lima-harness folders', gguf: 'GGUF files' };
@@ -310,7 +315,9 @@ function checkOneKind(out: Array<Omit<SeriesCheckpoint, 'positionUnit'> & { unit
     );
   }
   const byUnit = new Map<PositionUnit, string[]>();
-  for (const c of out) byUnit.set(c.unit, [...(byUnit.get(c.unit) ?? []), c.dir]);
+  // Position 0 (a base model copied in as checkpoint-0, which the Trainer never gives a
+  // trainer_state.json) is the same point in epochs and in steps.
+  for (const c of out) if (c.position !== 0) byUnit.set(c.unit, [...(byUnit.get(c.unit) ?? []), c.dir]);
   if (byUnit.size > 1) {
     const gguf = out[0]!.format === 'gguf';
     const rule = gguf ? 'a GGUF file is placed by the epoch in its name, else its step' : "an HF folder is placed by trainer_state.json's epoch, else its step (no trainer_state.json, or no epoch in it)";

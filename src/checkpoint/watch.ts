@@ -95,13 +95,14 @@ export async function folderState(target: string, options: { requireTrainerState
       if (short !== undefined) return waiting(`${shard} (${short})`);
     }
   }
-  if ((options.requireTrainerState || isTrainerCheckpointName(target)) && (await readJsonIfComplete(file('trainer_state.json'))) === undefined) return waiting('trainer_state.json');
+  if ((isTrainerCheckpointName(target) || (options.requireTrainerState && !/^checkpoint-0+$/.test(path.basename(target)))) && (await readJsonIfComplete(file('trainer_state.json'))) === undefined) return waiting('trainer_state.json');
   return { complete: true, signature };
 }
 
 /** Whether a folder is named as the Hugging Face Trainer names its checkpoints: checkpoint-<step>. */
 export function isTrainerCheckpointName(dir: string): boolean {
-  return /^checkpoint-\d+$/.test(path.basename(dir));
+  // checkpoint-0 is a base model a user copies in: the Trainer never writes it, nor its trainer_state.json.
+  return /^checkpoint-\d+$/.test(path.basename(dir)) && !/^checkpoint-0+$/.test(path.basename(dir));
 }
 
 /**

@@ -6,7 +6,7 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { loadCheckpoint, writeHfGpt2, writeHfLlama } from '../checkpoint/index.ts';
+import { checkpointFormat, loadCheckpoint, writeHfGpt2, writeHfLlama } from '../checkpoint/index.ts';
 import { BpeTokenizer, SPECIAL_TOKENS } from '../data/tokenizer.ts';
 import { CHAT_TEMPLATE } from '../data/chat-format.ts';
 
@@ -65,6 +65,10 @@ export async function exportCommand(argv: string[], log: (text: string) => void 
   const format = values.format ?? 'hf';
   if (format !== 'hf') throw new ExportUsageError(`--format: ${JSON.stringify(format)} is not supported (only "hf")\n\n${USAGE}`);
   if (path.resolve(values.out) === path.resolve(values.checkpoint)) throw new ExportUsageError('--out must differ from --checkpoint (the export replaces --out)');
+  const kind = await checkpointFormat(values.checkpoint);
+  if (kind !== 'native') {
+    throw new ExportUsageError(`--checkpoint ${values.checkpoint}: ${kind === 'gguf' ? 'a GGUF file' : 'a Hugging Face folder'}: export reads this harness's own checkpoints (checkpoints/<run>/epoch-NN folders) only; evaluate this one directly (perplexity, generate, or a "checkpoints" series)`);
+  }
   await refuseToReplace(values.out);
   const ck = await loadCheckpoint(values.checkpoint);
   let tok: BpeTokenizer;

@@ -228,4 +228,7 @@ test('the perplexity command prints the same JSON line for the native checkpoint
   await assert.rejects(exportCommand(['--checkpoint', native, '--format', 'hf', '--out', path.dirname(native)], () => {}), /which are not an earlier export/);
   await fs.access(native);
   assert.equal(await exportCommand(['--checkpoint', native, '--format', 'hf', '--out', hfDir], () => {}), 0, 'an earlier export is replaced');
+  // export reads our own checkpoints only: an HF folder is refused saying so (not "manifest.json missing"), and nothing is written.
+  await assert.rejects(exportCommand(['--checkpoint', hfDir, '--format', 'hf', '--out', path.join(root, 'again')], () => {}), /a Hugging Face folder: export reads this harness's own checkpoints/);
+  await assert.rejects(fs.access(path.join(root, 'again')));
 });

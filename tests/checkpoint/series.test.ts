@@ -199,3 +199,35 @@ test('GGUF series: a fractional epoch without a step fails listSeries naming the
   await fs.writeFile(path.join(run, 'epoch-2.5.gguf'), 'x');
   await assert.rejects(listSeries({ dir: run, format: 'gguf' }, 'checkpoints'), /epoch-2\.5\.gguf: epoch 2\.5 is fractional/);
 });
+
+test('a NaN or Infinity logged at a checkpoint (a diverged run) makes its loss null, not the older finite value', async () => {
+  const run = path.join(root, 'diverged');
+  // Python's json.dumps writes NaN and Infinity as bare words.
+  const state = (step: number, last: string) =>
+    `{"epoch": ${step / 75}, "global_step": ${step}, "log_history": [{"step": 20, "loss": 3.1}, {"step": 50, "eval_loss": 3.0}, ${last}]}`;
+  await fs.mkdir(path.join(run, 'checkpoint-60'), { recursive: true });
+  await fs.writeFile(path.join(run, 'checkpoint-60', 'config.json'), '{"model_type": "gpt2"}');
+  await fs.writeFile(path.join(run, 'checkpoint-60', 'trainer_state.json'), state(60, '{"step": 60, "loss": NaN, "eval_loss": Infinity}'));
+  await fs.mkdir(path.join(run, 'checkpoint-75'), { recursive: true });
+  await fs.writeFile(path.join(run, 'checkpoint-75', 'config.json'), '{"model_type": "gpt2"}');
+  await fs.writeFile(path.join(run, 'checkpoint-75', 'trainer_state.json'), state(75, '{"step": 60, "loss": NaN}, {"step": 75, "loss": 2.5}'));
+  const series = await listSeries({ dir: run, format: 'hf' });
+  assert.deepEqual(series.map((c) => c.trainer), [
+    { loss: null, evalLoss: null, step: 60 },
+    { loss: 2.5, evalLoss: 3.0, step: 75 },
+  ]);
+  assert.equal(series[0]!.trainLoss, null);
+});
+
+test('a base copied in as checkpoint-0 without trainer_state.json joins a series placed by epoch (0 is 0 in either unit)', async () => {
+  const run = path.join(root, 'with-base');
+  await folder(path.join(run, 'checkpoint-0'), { 'config.json': { model_type: 'gpt2' } });
+  for (const step of [75, 150]) {
+    await folder(path.join(run, `checkpoint-${step}`), { 'config.json': { model_type: 'gpt2' }, 'trainer_state.json': { epoch: step / 75, global_step: step, log_history: [] } });
+  }
+  const series = await listSeries({ dir: run, format: 'hf' });
+  assert.deepEqual(series.map((c) => [c.position, c.positionUnit]), [[0, 'epoch'], [1, 'epoch'], [2, 'epoch']]);
+  // A folder at another step without trainer_state.json still mixes units.
+  await folder(path.join(run, 'checkpoint-30'), { 'config.json': { model_type: 'gpt2' } });
+  await assert.rejects(listSeries({ dir: run, format: 'hf' }), /mixed position units[\s\S]*checkpoint-30/);
+});

@@ -51,6 +51,13 @@ test('folderState: an HF folder is complete only with config.json, its weights (
   assert.equal((await folderState(trainer)).waitingFor, 'trainer_state.json', 'half-written');
   await fs.writeFile(path.join(trainer, 'trainer_state.json'), '{"global_step": 20}');
   assert.equal((await folderState(trainer)).complete, true);
+  // checkpoint-0, a base the user copies in, gets no trainer_state.json from the Trainer: complete without one, even when asked.
+  const base = path.join(root, 'checkpoint-0');
+  await fs.mkdir(base);
+  await fs.writeFile(path.join(base, 'config.json'), '{"model_type": "gpt2"}');
+  await fs.writeFile(path.join(base, 'model.safetensors'), safetensors(8));
+  assert.equal((await folderState(base)).complete, true);
+  assert.equal((await folderState(base, { requireTrainerState: true })).complete, true);
 
   const native = path.join(root, 'epoch-01');
   await fs.mkdir(native);
