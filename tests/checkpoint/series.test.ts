@@ -211,7 +211,7 @@ test('a NaN or Infinity logged at a checkpoint (a diverged run) makes its loss n
   await fs.mkdir(path.join(run, 'checkpoint-75'), { recursive: true });
   await fs.writeFile(path.join(run, 'checkpoint-75', 'config.json'), '{"model_type": "gpt2"}');
   await fs.writeFile(path.join(run, 'checkpoint-75', 'trainer_state.json'), state(75, '{"step": 60, "loss": NaN}, {"step": 75, "loss": 2.5}'));
-  const series = await listSeries({ dir: run, format: 'hf' });
+  const series = await listSeries({ dir: run, format: 'hf' }, 'checkpoints');
   assert.deepEqual(series.map((c) => c.trainer), [
     { loss: null, evalLoss: null, step: 60 },
     { loss: 2.5, evalLoss: 3.0, step: 75 },
@@ -225,9 +225,9 @@ test('a base copied in as checkpoint-0 without trainer_state.json joins a series
   for (const step of [75, 150]) {
     await folder(path.join(run, `checkpoint-${step}`), { 'config.json': { model_type: 'gpt2' }, 'trainer_state.json': { epoch: step / 75, global_step: step, log_history: [] } });
   }
-  const series = await listSeries({ dir: run, format: 'hf' });
+  const series = await listSeries({ dir: run, format: 'hf' }, 'checkpoints');
   assert.deepEqual(series.map((c) => [c.position, c.positionUnit]), [[0, 'epoch'], [1, 'epoch'], [2, 'epoch']]);
   // A folder at another step without trainer_state.json still mixes units.
   await folder(path.join(run, 'checkpoint-30'), { 'config.json': { model_type: 'gpt2' } });
-  await assert.rejects(listSeries({ dir: run, format: 'hf' }), /mixed position units[\s\S]*checkpoint-30/);
+  await assert.rejects(listSeries({ dir: run, format: 'hf' }, 'checkpoints'), /mixed position units[\s\S]*checkpoint-30/);
 });
