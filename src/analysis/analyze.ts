@@ -213,7 +213,9 @@ function analyzeEpochs(input: AnalysisInput): Metrics {
   });
   // The window in the axis' own unit: "epochs 5..10", "steps 150..300" (an imported series placed by steps).
   const windowText = `${window[0]}..${window[1]}`;
-  const units = `${input.positionUnit ?? 'epoch'}s`;
+  // What a position counts ('epoch' for our runs; a series placed by steps says 'step').
+  const unit = input.positionUnit ?? 'epoch';
+  const units = `${unit}s`;
   const ruleText = selected.fallback
     ? selected.index >= 0
       ? `fallback: no epoch in window ${windowText} has a valid quality score, so the highest mean dev quality over all epochs was chosen (ties: lower held-out perplexity, then earlier epoch)`
@@ -241,10 +243,10 @@ function analyzeEpochs(input: AnalysisInput): Metrics {
       epoch: selEpoch,
       rule: ruleText,
       alternatives: [
-        alt(selected.fallback ? 'highest dev quality, any epoch (fallback: window empty) [selected]' : `highest dev quality in ${units} ${windowText} [selected]`, selected.index),
+        alt(selected.fallback ? `highest dev quality, any ${unit} (fallback: window empty) [selected]` : `highest dev quality in ${units} ${windowText} [selected]`, selected.index),
         alt(LOWEST_PERPLEXITY_RULE, minPpl),
-        alt('last epoch', last),
-        alt('highest dev quality, any epoch', bestOverall),
+        alt(`last ${unit}`, last),
+        alt(`highest dev quality, any ${unit}`, bestOverall),
         ...(minEvalLoss >= 0 ? [alt(TRAINER_EVAL_LOSS_RULE, minEvalLoss)] : []),
       ],
       qualityLostByPerplexity: {

@@ -177,7 +177,7 @@ export async function runExperiment(options: ExperimentOptions): Promise<Experim
   let positionUnit: AnalysisInput['positionUnit'];
   if (config.checkpoints) {
     const spec = config.checkpoints;
-    log(quiet, `stage 2-3/6 checkpoints: ${spec.dir !== undefined ? `the folders in ${spec.dir}` : spec.glob} (format ${spec.format})`);
+    log(quiet, `stage 2-3/6 checkpoints: ${spec.dir !== undefined ? `the checkpoints in ${spec.dir}` : spec.glob} (format ${spec.format})`);
     const series = listed!;
     const formats = [...new Set(series.map((c) => c.format))].sort();
     log(quiet, `checkpoints: ${series.length} (${formats.join(', ')}) at positions ${series.map((c) => c.position).join(', ')}`);

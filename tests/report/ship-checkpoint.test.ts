@@ -44,6 +44,8 @@ test('checkpoint paths and the position unit: metrics.json, the headline, the se
   assert.equal(mine.positionUnit, undefined, 'our own runs: no unit key');
   assert.equal(mine.epochs[0]!.checkpoint, undefined, 'no path given: no checkpoint key');
   assert.match(m.selection.rule, /in steps 5\.\.10/);
+  assert.deepEqual(m.selection.alternatives.map((a) => a.rule).filter((r) => /^(last|highest dev quality, any)/.test(r)), ['last step', 'highest dev quality, any step'], 'rules name the unit');
+  assert.deepEqual(mine.selection.alternatives.map((a) => a.rule).filter((r) => /^(last|highest dev quality, any)/.test(r)), ['last epoch', 'highest dev quality, any epoch']);
 
   await withDir(async (dir) => {
     const files = await writeReport(dir, m, syntheticDrilldown(plain, 2), { title: 'ship' });
