@@ -24,13 +24,13 @@
 // files over 2 GiB read and memory is the float32 weights plus one tensor's raw bytes.
 import { promises as fs } from 'node:fs';
 import { llamaDims, type ModelConfig } from '../model/config.ts';
-import type { NamedWeights, WeightTensor } from '../model/weights.ts';
+import { weightShapes, type NamedWeights, type WeightTensor } from '../model/weights.ts';
 import { f16Table, f16ToF32, openForReading, readExactly } from './safetensors.ts';
 import { tokenizerHash, weightsHash } from './hash.ts';
 import { checkFiniteTensors } from './finite.ts';
 import type { CheckpointManifest, LoadedCheckpoint } from './native.ts';
 import { ggufTokenizer } from './gguf-tokenizer.ts';
-import { transpose2d } from './hf-llama.ts';
+import { isTransposedLlamaWeight, transpose2d } from './hf-llama.ts';
 
 export const GGUF_MAGIC = 0x46554747; // "GGUF" read as a little-endian uint32
 export const GGUF_DEFAULT_ALIGNMENT = 32;
@@ -430,6 +430,25 @@ function permuteRows(data: Float32Array, rows: number, cols: number, nHead: numb
   return out;
 }
 
+/** The GGUF (llama.cpp) name of one of our llama tensors (weights.ts's llama layout). */
+function ggufLlamaName(ours: string): string {
+  const fixed: Record<string, string> = { tok_embeddings: 'token_embd.weight', norm: 'output_norm.weight', output: 'output.weight' };
+  if (fixed[ours]) return fixed[ours]!;
+  const m = /^h\.(\d+)\.(.+)$/.exec(ours)!;
+  const inner: Record<string, string> = {
+    attn_norm: 'attn_norm',
+    'attn.wq': 'attn_q',
+    'attn.wk': 'attn_k',
+    'attn.wv': 'attn_v',
+    'attn.wo': 'attn_output',
+    ffn_norm: 'ffn_norm',
+    'mlp.gate': 'ffn_gate',
+    'mlp.up': 'ffn_up',
+    'mlp.down': 'ffn_down',
+  };
+  return `blk.${m[1]}.${inner[m[2]!]}.weight`;
+}
+
 /** [rows][cols] row-major -> [cols][rows] (hf-llama.ts's transpose2d). */
 function transpose(data: Float32Array, rows: number, cols: number): Float32Array {
   return transpose2d({ shape: [rows, cols], data }).data;
@@ -524,8 +543,8 @@ export function ggufLlamaConfig(header: GgufHeader, file: string, vocab: number,
  * are never all held at once); on success the map is empty. Throws naming the file and tensor.
  */
 export function fromGgufLlamaTensors(config: ModelConfig, tensors: Map<string, WeightTensor>, file: string): NamedWeights {
-  const { vocab, dModel: d, heads, layers } = config;
-  const { kvHeads, headDim, ffnHidden: f } = llamaDims(config);
+  const { heads, layers } = config;
+  const { kvHeads } = llamaDims(config);
   const take = (name: string, shape: number[]): Float32Array => {
     const t = tensors.get(name);
     if (!t) throw new Error(`${file}: tensor ${name} is missing`);
@@ -535,25 +554,17 @@ export function fromGgufLlamaTensors(config: ModelConfig, tensors: Map<string, W
     tensors.delete(name);
     return t.data;
   };
+  // The layout's own list of tensors (weights.ts), each read under its GGUF name: projections are
+  // stored [out][in] as in HF, and q/k rows in Meta's interleaved RoPE order.
   const out: NamedWeights = new Map();
-  out.set('tok_embeddings', { shape: [vocab, d], data: take('token_embd.weight', [vocab, d]) });
-  for (let i = 0; i < layers; i++) {
-    const b = `blk.${i}.`;
-    const h = `h.${i}.`;
-    out.set(`${h}attn_norm`, { shape: [d], data: take(`${b}attn_norm.weight`, [d]) });
-    const q = unpermuteRope(take(`${b}attn_q.weight`, [heads * headDim, d]), heads * headDim, d, heads);
-    out.set(`${h}attn.wq`, { shape: [d, heads * headDim], data: transpose(q, heads * headDim, d) });
-    const k = unpermuteRope(take(`${b}attn_k.weight`, [kvHeads * headDim, d]), kvHeads * headDim, d, kvHeads);
-    out.set(`${h}attn.wk`, { shape: [d, kvHeads * headDim], data: transpose(k, kvHeads * headDim, d) });
-    out.set(`${h}attn.wv`, { shape: [d, kvHeads * headDim], data: transpose(take(`${b}attn_v.weight`, [kvHeads * headDim, d]), kvHeads * headDim, d) });
-    out.set(`${h}attn.wo`, { shape: [heads * headDim, d], data: transpose(take(`${b}attn_output.weight`, [d, heads * headDim]), d, heads * headDim) });
-    out.set(`${h}ffn_norm`, { shape: [d], data: take(`${b}ffn_norm.weight`, [d]) });
-    out.set(`${h}mlp.gate`, { shape: [d, f], data: transpose(take(`${b}ffn_gate.weight`, [f, d]), f, d) });
-    out.set(`${h}mlp.up`, { shape: [d, f], data: transpose(take(`${b}ffn_up.weight`, [f, d]), f, d) });
-    out.set(`${h}mlp.down`, { shape: [f, d], data: transpose(take(`${b}ffn_down.weight`, [d, f]), d, f) });
+  for (const [name, shape] of weightShapes(config)) {
+    const transposed = isTransposedLlamaWeight(name);
+    const [rows, cols] = transposed ? [shape[1]!, shape[0]!] : [shape[0]!, shape[1]!];
+    let data = take(ggufLlamaName(name), transposed ? [rows, cols] : shape);
+    if (/\.attn\.wq$/.test(name)) data = unpermuteRope(data, rows, cols, heads);
+    if (/\.attn\.wk$/.test(name)) data = unpermuteRope(data, rows, cols, kvHeads);
+    out.set(name, { shape, data: transposed ? transpose(data, rows, cols) : data });
   }
-  out.set('norm', { shape: [d], data: take('output_norm.weight', [d]) });
-  if (!llamaDims(config).tiedEmbeddings) out.set('output', { shape: [vocab, d], data: take('output.weight', [vocab, d]) });
   const extra = [...tensors.keys()];
   if (extra.length > 0) throw new Error(`${file}: unexpected tensor ${extra[0]}${extra.length > 1 ? ` (and ${extra.length - 1} more)` : ''} for a ${layers}-layer llama`);
   return out;

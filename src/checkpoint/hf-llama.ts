@@ -56,7 +56,8 @@ export function transpose2d(t: WeightTensor): WeightTensor {
   return { shape: [cols, rows], data: out };
 }
 
-function isTransposed(ours: string): boolean {
+/** Whether our llama tensor `ours` is a projection, stored [out, in] by HF and GGUF and [in, out] by us. */
+export function isTransposedLlamaWeight(ours: string): boolean {
   const m = /^h\.\d+\.(.+)$/.exec(ours);
   return !!m && TRANSPOSED.test(m[1]!);
 }
@@ -172,7 +173,7 @@ export function toHfLlamaTensors(model: ModelConfig, weights: NamedWeights): Nam
     const t = weights.get(name);
     if (!t) throw new Error(`weights: missing tensor ${name}`);
     if (t.shape.join(',') !== shape.join(',')) throw new Error(`weights: ${name} has shape [${t.shape}] but the config needs [${shape}]`);
-    out.set(hfLlamaName(name), isTransposed(name) ? transpose2d(t) : t);
+    out.set(hfLlamaName(name), isTransposedLlamaWeight(name) ? transpose2d(t) : t);
   }
   return out;
 }
@@ -195,9 +196,9 @@ export function fromHfLlamaTensors(model: ModelConfig, tensors: NamedWeights, fi
     const hf = key(hfLlamaName(name));
     const t = tensors.get(hf);
     if (!t) throw new Error(`${missingFile}: missing tensor ${hf}${name === 'output' ? ' (config.json has tie_word_embeddings false)' : ''}`);
-    const hfShape = isTransposed(name) ? [shape[1]!, shape[0]!] : shape;
+    const hfShape = isTransposedLlamaWeight(name) ? [shape[1]!, shape[0]!] : shape;
     if (t.shape.join(',') !== hfShape.join(',')) throw new Error(`${fileOf(hf)}: tensor ${hf}: shape [${t.shape.join(', ')}], config.json needs [${hfShape.join(', ')}]`);
-    out.set(name, isTransposed(name) ? transpose2d(t) : t);
+    out.set(name, isTransposedLlamaWeight(name) ? transpose2d(t) : t);
     tensors.delete(hf); // the HF copy of a transposed matrix can be freed now
     used.add(hf);
   }
